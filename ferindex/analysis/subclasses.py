@@ -1,0 +1,127 @@
+"""Recursive EM sub-class discovery: "what kinds of smiles are in my album?"
+
+SGM paper 003, Algorithm 2 (Deep Gaussian Mixture Sub-space): per expression class, fit a
+Gaussian mixture by EM to the class's embeddings, split the class into the mixture's components
+and repeat on each part up to L levels. The paper retrains the network on the new sub-labels
+between levels; here the embeddings stay fixed (an album has no labels to retrain on), so the
+recursion runs EM on the parts of the same embedding space. SGM embeddings are built as
+isotropic Gaussians per class, which is why diagonal covariances are the default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Hashable, Sequence
+
+import numpy as np
+
+from ferindex.analysis.summary import medoid
+
+
+@dataclass
+class Node:
+    """One (sub-)class: id is "<class>" at level 0, "<class>/<i>/<j>..." below."""
+
+    id: str
+    level: int
+    indices: np.ndarray  # rows of X in this node
+    mean: np.ndarray
+    medoid: int  # row of X nearest the node mean
+    children: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.indices)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly view (without the member list)."""
+        return {"id": self.id, "level": self.level, "size": self.size, "medoid": self.medoid,
+                "children": list(self.children)}
+
+
+class SubclassDiscovery:
+    """Fit: tree_ ({node id: Node}, parents before children), labels_ (leaf id per sample).
+
+    n_components: "bic" picks the count in 1..max_components with the lowest BIC (1 = leave the
+    node whole), an int forces that many parts at every split. Nodes smaller than 2*min_size are
+    not split and counts that would leave fewer than min_size per part on average are not tried.
+    """
+
+    def __init__(self, max_level: int = 2, n_components: str | int = "bic", max_components: int = 6,
+                 min_size: int = 20, covariance_type: str = "diag", seed: int = 0) -> None:
+        self.max_level = max_level
+        self.n_components = n_components
+        self.max_components = max_components
+        self.min_size = min_size
+        self.covariance_type = covariance_type
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, y: Sequence[Hashable]) -> "SubclassDiscovery":
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y)
+        if X.ndim != 2 or len(X) != len(y):
+            raise ValueError(f"X {X.shape} and y {y.shape} do not describe the same samples")
+        if self.n_components != "bic" and not (isinstance(self.n_components, int)
+                                               and self.n_components >= 2):
+            raise ValueError(f"n_components must be 'bic' or an int >= 2, got {self.n_components!r}")
+        self.tree_: dict[str, Node] = {}
+        self.labels_ = np.empty(len(X), dtype=object)
+        for cls in np.unique(y):
+            self._grow(X, str(cls), np.flatnonzero(y == cls), level=0)
+        return self
+
+    def leaves(self) -> list[Node]:
+        return [n for n in self.tree_.values() if not n.children]
+
+    def _grow(self, X: np.ndarray, node_id: str, idx: np.ndarray, level: int) -> None:
+        Z = X[idx]
+        node = Node(node_id, level, idx, Z.mean(axis=0), int(idx[medoid(Z)]))
+        self.tree_[node_id] = node
+        parts = self._split(Z) if level < self.max_level else None
+        if parts is None:
+            self.labels_[idx] = node_id
+            return
+        for i, part in enumerate(parts):
+            child = f"{node_id}/{i}"
+            node.children.append(child)
+            self._grow(X, child, idx[part], level + 1)
+
+    def _split(self, Z: np.ndarray) -> list[np.ndarray] | None:
+        """Member positions of each mixture component (largest first), or None to stay whole."""
+        from sklearn.mixture import GaussianMixture
+
+        n = len(Z)
+        if self.n_components == "bic":
+            candidates = range(1, min(self.max_components, n // self.min_size) + 1)
+        else:
+            candidates = [self.n_components] if n >= self.n_components * self.min_size else []
+        if max(candidates, default=1) < 2:
+            return None
+        best, best_bic = None, np.inf
+        for k in candidates:
+            gm = GaussianMixture(k, covariance_type=self.covariance_type, n_init=2,
+                                 random_state=self.seed, reg_covar=1e-4).fit(Z)
+            bic = gm.bic(Z) if len(candidates) > 1 else 0.0
+            if bic < best_bic:
+                best, best_bic = gm, bic
+        if best is None or best.n_components == 1:
+            return None
+        assign = best.predict(Z)
+        parts = [np.flatnonzero(assign == c) for c in range(best.n_components)]
+        parts = sorted((p for p in parts if len(p)), key=len, reverse=True)
+        return parts if len(parts) > 1 else None
+
+
+def recovery_nmi(X: np.ndarray, y: Sequence[Hashable], merge: Sequence[Hashable],
+                 n_components: str | int = 2, seed: int = 0) -> tuple[float, np.ndarray]:
+    """Does discovery find known structure? Relabel the classes in `merge` as one, split that
+    label one level, and score the parts against the true classes: (NMI, rows of X used)."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    y = np.asarray(y)
+    rows = np.flatnonzero(np.isin(y, np.asarray(merge)))
+    if len(np.unique(y[rows])) < 2:
+        raise ValueError(f"need samples of at least two of the merged classes {list(merge)}")
+    sd = SubclassDiscovery(max_level=1, n_components=n_components, min_size=1, seed=seed)
+    sd.fit(np.asarray(X)[rows], np.zeros(len(rows), dtype=np.int64))
+    nmi = normalized_mutual_info_score(y[rows], sd.labels_.astype(str), average_method="arithmetic")
+    return float(nmi), rows

@@ -1,0 +1,218 @@
+"""The `ferindex` command line (typer). Each command is a thin layer: parse flags, call the
+pipeline, print a table or one JSON document (cli/output.py). Exit codes: 0 success (a build
+that met bad files still succeeds; they are listed), 1 the query photo has no face,
+2 bad input (unreadable image, missing/locked index, bad option value), 130 interrupted.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional, TypeVar
+
+import typer
+
+from ferindex.cli import output
+from ferindex.errors import FerindexError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Find and organise facial expressions in photo collections.")
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")]
+IndexOpt = Annotated[Optional[Path], typer.Option(
+    "--index", help="Index folder (default: <album>/.ferindex, or ./.ferindex).")]
+AlbumOpt = Annotated[Optional[Path], typer.Option(
+    "--album", help="Album folder whose <album>/.ferindex index to use.")]
+
+
+class Detector(str, Enum):
+    hog = "hog"
+    cnn = "cnn"
+    insightface = "insightface"
+
+
+def _guarded(as_json: bool, fn: Callable[[], T]) -> T:
+    """Run a command body, turning known failures into a message and an exit code."""
+    from ferindex.pipeline.query import NoFaceError
+
+    try:
+        return fn()
+    except NoFaceError as e:
+        output.fail(str(e), 1, as_json)
+    except FerindexError as e:  # BadImageError, CatalogError (missing or locked index), ...
+        output.fail(str(e), 2, as_json)
+    except OSError as e:  # e.g. an index or sample folder we may not write to
+        output.fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "), 2, as_json)
+    except KeyboardInterrupt:
+        output.fail("interrupted: everything committed so far is kept; run the same command"
+                    " again to resume", 130, as_json)
+
+
+def _index_for(index: Path | None, album: Path | None) -> Path:
+    from ferindex.pipeline.query import resolve_index
+
+    return resolve_index(index, album)
+
+
+class _BuildProgress:
+    """Rich progress bar on stderr fed by the builder's progress callback."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+
+        self.progress = Progress(
+            TextColumn("[bold]photos"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("faces {task.fields[faces]}  skipped {task.fields[skipped]}"
+                       "  errors {task.fields[errors]}"),
+            TimeElapsedColumn(), console=output.stderr, disable=not enabled, transient=False)
+        self.task = None
+
+    def __call__(self, report, done: int, total: int, current: str) -> None:
+        fields = {"faces": report.faces_added, "skipped": report.skipped,
+                  "errors": len(report.errors)}
+        if self.task is None:
+            self.task = self.progress.add_task("build", total=total, **fields)
+        self.progress.update(self.task, completed=done, total=total, **fields)
+
+    def __enter__(self) -> "_BuildProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+@app.command()
+def build(
+    path: Annotated[Path, typer.Argument(help="Album folder to index (searched recursively).")],
+    index: IndexOpt = None,
+    detector: Annotated[Detector, typer.Option(help="Face detector backend.")] = Detector.hog,
+    upsample: Annotated[int, typer.Option(min=0, max=4, help="Detector upsampling (finds"
+                                          " smaller faces, slower).")] = 1,
+    model_pack: Annotated[Optional[Path], typer.Option(
+        help="Local insightface model pack folder (with --detector insightface).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        help="Expression model: a name in ferindex/models, a .json card or a folder.")] = None,
+    retry_errors: Annotated[bool, typer.Option(
+        "--retry-errors", help="Process again files that failed before and did not change.")
+    ] = False,
+    identity: Annotated[bool, typer.Option(
+        help="Compute 128-d identity descriptors (used by `people`).")] = True,
+    batch_size: Annotated[int, typer.Option(
+        min=1, help="Photos per committed batch (a crash loses at most one batch).")] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index the faces of every photo under PATH (incremental: only changes are processed)."""
+    from ferindex.pipeline.build import BuildOptions, build_album
+
+    opts = BuildOptions(detector=detector.value, upsample=upsample, model_pack=model_pack,
+                        model=model, retry_errors=retry_errors, identity=identity,
+                        batch_size=batch_size)
+
+    def body():
+        with _BuildProgress(enabled=not as_json) as bar:
+            return build_album(path, index, opts, progress=bar)
+
+    report = _guarded(as_json, body)
+    stats = report.stats()
+    if as_json:
+        output.emit_json(stats)
+        return
+    t = stats["totals"]
+    output.stdout.print(output.key_value_table("build summary", [
+        ("album", stats["album"]), ("index", stats["index"]), ("model", stats["model_id"]),
+        ("photos found", stats["seen"]), ("new", stats["new"]), ("changed", stats["changed"]),
+        ("moved/renamed", stats["moved"]), ("unchanged (skipped)", stats["skipped"]),
+        ("deleted", stats["deleted"]), ("faces added", stats["faces_added"]),
+        ("faces removed", stats["faces_removed"]), ("re-embedded", stats["reembedded"]),
+        ("errors (new)", len(stats["errors"])), ("known errors", len(stats["known_errors"])),
+        ("index now", f"{t['photos']} photos, {t['faces']} faces, {t['noface']} without a face,"
+                      f" {t['errors']} unreadable"),
+        ("time", f"{stats['seconds']:.1f} s ({stats['photos_per_s'] or 0:.2f} photos/s)"),
+    ]))
+    if stats["errors"]:
+        output.stdout.print(output.errors_table("files that failed", stats["errors"]))
+    if stats["known_errors"]:
+        output.stdout.print(output.errors_table(
+            "known errors (unchanged since they failed; --retry-errors to try again)",
+            stats["known_errors"]))
+
+
+@app.command()
+def query(
+    image: Annotated[Path, typer.Argument(help="Photo whose face to look for.")],
+    index: IndexOpt = None,
+    album: AlbumOpt = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Number of neighbours.")] = 10,
+    face: Annotated[Optional[int], typer.Option(
+        help="Face to search for, by its number left to right (default: the largest).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Album faces whose expression is nearest to the face in IMAGE."""
+    from ferindex.pipeline.query import query_photo
+
+    result = _guarded(as_json, lambda: query_photo(image, _index_for(index, album), k=k,
+                                                   face=face))
+    q = result.face
+    qdoc = {"image": result.image, "face_index": q.index, "n_faces": q.n_faces, "box": q.box,
+            "label": q.label, "probs": q.probs}
+    if as_json:
+        output.emit_json([{**hit, "query": qdoc} for hit in result.hits])
+        return
+    output.stdout.print(
+        f"query: {result.image}, face {q.index} of {q.n_faces} (left to right) at "
+        f"box {tuple(q.box)}: [bold]{q.label}[/] ({q.probs[q.label]:.2f})")
+    output.stdout.print(output.hits_table(f"{len(result.hits)} nearest faces", result.hits))
+
+
+@app.command()
+def info(index: IndexOpt = None, album: AlbumOpt = None, as_json: JsonOpt = False) -> None:
+    """What an index holds: counts, model, size on disk, last build."""
+    from ferindex.pipeline.info import index_info
+
+    doc = _guarded(as_json, lambda: index_info(_index_for(index, album)))
+    if as_json:
+        output.emit_json(doc)
+        return
+    last = doc["last_build"] or {}
+    output.stdout.print(output.key_value_table(f"index {doc['index']}", [
+        ("album", doc["album"]), ("photos", doc["photos"]), ("faces", doc["faces"]),
+        ("photos without a face", doc["noface"]), ("unreadable files", doc["errors"]),
+        ("model", doc["model"]), ("metric", doc["metric"]), ("detector", doc["detector"]),
+        ("vectors", f"{doc['vectors']['expression']} expression,"
+                    f" {doc['vectors']['identity']} identity"),
+        ("size on disk", output.human_bytes(doc["size_bytes"])),
+        ("vector caches", "fresh" if doc["caches_fresh"] else "stale (rebuilt on next use)"),
+        ("last build", f"{last.get('finished') or last.get('started')} "
+                       f"({last.get('seconds')} s{', interrupted' if last.get('interrupted') else ''})"
+         if last else None),
+    ]))
+    if doc["error_files"]:
+        output.stdout.print(output.errors_table("unreadable files", doc["error_files"]))
+
+
+@app.command("sample-album")
+def sample_album(
+    dest: Annotated[Path, typer.Argument(help="Folder to write the sample photos into.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a small album of real photos bundled with installed packages (no download)."""
+    from ferindex.pipeline.sample_album import write_sample_album
+
+    paths = _guarded(as_json, lambda: write_sample_album(dest))
+    if as_json:
+        output.emit_json({"album": str(dest), "photos": [str(p) for p in paths]})
+        return
+    output.stdout.print(f"wrote {len(paths)} photos to {dest}:")
+    for p in paths:
+        output.stdout.print(f"  {p}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

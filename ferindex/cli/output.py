@@ -1,0 +1,80 @@
+"""Shared output of every command: `--json` documents on stdout, or rich tables for people.
+
+Rules all commands follow (documented in README, "JSON output"):
+- with `--json`, stdout holds exactly one JSON document, also on failure:
+  `{"error": "<message>", "exit_code": N}`; progress and messages go to stderr;
+- without it, results go to stdout as tables and errors to stderr as one line, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+stdout = Console(highlight=False)
+stderr = Console(stderr=True, highlight=False)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=_default) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, code: int, as_json: bool) -> NoReturn:
+    """Report an error (one line, or a JSON document) and exit with `code`."""
+    if as_json:
+        emit_json({"error": message, "exit_code": code})
+    stderr.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def key_value_table(title: str, rows: list[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in rows:
+        table.add_row(k, "-" if v is None else str(v))
+    return table
+
+
+def errors_table(title: str, errors: list[dict]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("file", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for e in errors:
+        table.add_row(e["path"], e["reason"])
+    return table
+
+
+def hits_table(title: str, hits: list[dict]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "distance", "label", "p", "photo", "box"):
+        table.add_column(col, overflow="fold",
+                         justify="right" if col in ("#", "distance", "p") else "left")
+    for h in hits:
+        p = "-" if h.get("label_prob") is None else f"{h['label_prob']:.2f}"
+        table.add_row(str(h["rank"] + 1), f"{h['distance']:.4f}", str(h["label"]), p,
+                      h["path"], ",".join(map(str, h["box"])))
+    return table

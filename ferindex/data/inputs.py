@@ -1,0 +1,63 @@
+"""Turn aligned 48x48 face crops into the tensors a network reads. Training and inference both go
+through here, so an album face is preprocessed exactly like a training face."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+MEAN, STD = 0.5, 0.25  # recorded in every model card's "input" entry
+
+
+def needs_landmarks(inputs: tuple[str, ...]) -> bool:
+    return any(k != "face" for k in inputs)
+
+
+def make_chips(crops: np.ndarray, inputs: tuple[str, ...], landmarks: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """uint8 arrays per input kind: "face" (N,48,48), "partial" (N,30,60), "eyes"/"mouth" regions.
+    Landmarks (N,68,2, in crop pixels) are needed for all but "face"; computed when not given."""
+    out: dict[str, np.ndarray] = {}
+    if "face" in inputs:
+        out["face"] = crops
+    if needs_landmarks(inputs):
+        from ..faces import chips as fchips  # dlib only when a partial/region model asks for it
+
+        if landmarks is None:
+            landmarks = fchips.fer_landmarks(crops)
+        if "partial" in inputs:
+            out["partial"] = np.stack([fchips.partial_image(c, l) for c, l in zip(crops, landmarks)])
+        if "eyes" in inputs or "mouth" in inputs:
+            regs = [fchips.regions(c, l) for c, l in zip(crops, landmarks)]
+            for k in ("eyes", "mouth"):
+                if k in inputs:
+                    out[k] = np.stack([r[k] for r in regs])
+    return out
+
+
+def to_tensors(chips: dict[str, np.ndarray], idx: np.ndarray | slice, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Normalised float tensors (B,1,H,W) for the rows `idx` of each chip array."""
+    return {k: ((torch.from_numpy(np.ascontiguousarray(v[idx])).to(device).float() / 255.0 - MEAN) / STD).unsqueeze(1)
+            for k, v in chips.items()}
+
+
+def augment(batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Random flip + small rotation/scale/shift of the whole face, brightness/contrast jitter on every
+    chip. Regions get no geometric change: their crops already vary with the landmarks."""
+    out = {}
+    for k, x in batch.items():
+        b = x.shape[0]
+        r = lambda *s: torch.rand(*s, generator=generator, device="cpu").to(x.device)  # noqa: E731
+        if k == "face":
+            flip = (r(b) < 0.5).float() * 2 - 1
+            ang = (r(b) - 0.5) * 2 * math.radians(12)
+            scale = 1 + (r(b) - 0.5) * 0.2
+            tx, ty = (r(b) - 0.5) * 0.16, (r(b) - 0.5) * 0.16
+            cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+            theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+            grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+            x = torch.nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
+        contrast = 1 + (r(b, 1, 1, 1) - 0.5) * 0.4
+        bright = (r(b, 1, 1, 1) - 0.5) * 0.4
+        out[k] = x * contrast + bright
+    return out

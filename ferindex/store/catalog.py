@@ -1,0 +1,418 @@
+"""The SQLite catalog: the single source of truth of an index (DESIGN §4).
+
+Everything a build learns lives here (photos, faces with their aligned chips, vectors, runs);
+FAISS files are caches derived from it. WAL mode lets queries read while a build writes, and a
+build commits in batches inside explicit transactions, so a crash loses at most the batch in
+flight. Every change to faces or vectors bumps `meta.generation` in the same transaction; a
+vector index whose sidecar records an older generation is stale.
+
+Paths are stored relative to the album root (POSIX form) so an album folder that carries its
+`.ferindex/` along can be moved without losing anything.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ferindex.errors import CatalogError
+
+CATALOG_NAME = "catalog.sqlite"
+SCHEMA_VERSION = 1
+CHIP_SIZE = 48
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE photos (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error', 'noface')),
+    error TEXT,
+    width INTEGER,
+    height INTEGER,
+    taken_at TEXT,
+    indexed_at REAL NOT NULL
+);
+CREATE INDEX photos_hash ON photos (hash);
+CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT);
+CREATE TABLE faces (
+    id INTEGER PRIMARY KEY,
+    photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,
+    face_idx INTEGER NOT NULL,
+    x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL,
+    det_score REAL,
+    landmarks BLOB,
+    chip BLOB NOT NULL,
+    chip_landmarks BLOB,
+    thumb BLOB,
+    probs BLOB,
+    label TEXT,
+    probs_model TEXT,
+    person_id INTEGER REFERENCES people (id) ON DELETE SET NULL,
+    UNIQUE (photo_id, face_idx)
+);
+CREATE INDEX faces_photo ON faces (photo_id);
+CREATE TABLE vectors (
+    face_id INTEGER NOT NULL REFERENCES faces (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('expression', 'identity')),
+    model_id TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vec BLOB NOT NULL,
+    PRIMARY KEY (face_id, kind, model_id)
+);
+CREATE INDEX vectors_model ON vectors (kind, model_id);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    finished REAL,
+    model_id TEXT,
+    stats TEXT
+);
+"""
+
+
+
+def _run_script(con: sqlite3.Connection, script: str) -> None:
+    """Statement by statement: `executescript` would COMMIT the migration's transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            con.execute(statement)
+
+
+# MIGRATIONS[v] upgrades a catalog at schema version v to v + 1 (0 = empty file); each runs
+# inside one transaction together with the user_version bump.
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: dict[int, Migration] = {0: lambda con: _run_script(con, _SCHEMA_V1)}
+
+
+@dataclass
+class PhotoRow:
+    """What the incremental scan needs to know about a catalogued photo."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    status: str
+    error: str | None
+
+
+@dataclass
+class FaceRecord:
+    """One detected face ready to be stored (ids are assigned by the catalog)."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: np.ndarray  # (68, 2) float32
+    chip: np.ndarray  # (48, 48) uint8, aligned
+    chip_landmarks: np.ndarray | None = None  # the landmarks mapped into the chip
+    thumb: bytes | None = None  # small JPEG of the box, for UIs
+    vectors: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (kind, model) -> vec
+    probs: np.ndarray | None = None
+    label: str | None = None
+    probs_model: str | None = None
+
+
+@dataclass
+class PhotoRecord:
+    """A processed photo: its stat, content hash, outcome and faces."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    status: str  # ok | error | noface
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    taken_at: str | None = None
+    faces: list[FaceRecord] = field(default_factory=list)
+
+
+def _blob(a: np.ndarray, dtype: str) -> bytes:
+    return np.ascontiguousarray(a, dtype=dtype).tobytes()
+
+
+class Catalog:
+    """A connection to one index's catalog. Not thread-safe; open one per process/thread."""
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not self.path.is_file() and not create:
+            raise CatalogError(f"no catalog at {self.path}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves so batches are explicit.
+        self.con = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self.con.row_factory = sqlite3.Row
+        self.con.execute("PRAGMA busy_timeout = 30000")
+        self.con.execute("PRAGMA foreign_keys = ON")
+        if create:
+            self.con.execute("PRAGMA journal_mode = WAL")
+            self.con.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes
+            self.migrate()
+        else:
+            self._check_version()
+
+    @classmethod
+    def open(cls, index_dir: str | Path, *, create: bool = False) -> "Catalog":
+        return cls(Path(index_dir) / CATALOG_NAME, create=create)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ---------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.con.execute("PRAGMA user_version").fetchone()[0])
+
+    def _check_version(self) -> None:
+        v = self.schema_version
+        if v > SCHEMA_VERSION:
+            raise CatalogError(
+                f"{self.path} has schema version {v}, newer than this ferindex ({SCHEMA_VERSION}):"
+                " upgrade ferindex"
+            )
+        if v < SCHEMA_VERSION:
+            raise CatalogError(
+                f"{self.path} has schema version {v} (current {SCHEMA_VERSION}):"
+                " run `ferindex build` to upgrade it"
+            )
+
+    def migrate(self) -> None:
+        """Bring the file to SCHEMA_VERSION, one transaction per step (needs the write lock)."""
+        v = self.schema_version
+        if v > SCHEMA_VERSION:
+            self._check_version()
+        while v < SCHEMA_VERSION:
+            if v not in MIGRATIONS:
+                raise CatalogError(f"{self.path}: no migration from schema version {v}")
+            with self.transaction():
+                MIGRATIONS[v](self.con)
+                v += 1
+                self.con.execute(f"PRAGMA user_version = {v}")
+                self.set_meta("schema_version", str(v))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (KeyboardInterrupt too)."""
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # -- meta -----------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.con.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    @property
+    def generation(self) -> int:
+        """Counter of committed changes to faces/vectors; vector caches record the one they saw."""
+        return int(self.get_meta("generation", "0") or 0)
+
+    def bump_generation(self) -> int:
+        g = self.generation + 1
+        self.set_meta("generation", str(g))
+        return g
+
+    # -- photos ---------------------------------------------------------------------------
+    def photo_index(self) -> dict[str, PhotoRow]:
+        rows = self.con.execute(
+            "SELECT id, path, size, mtime_ns, hash, status, error FROM photos"
+        ).fetchall()
+        return {r["path"]: PhotoRow(**dict(r)) for r in rows}
+
+    def add_photo(self, rec: PhotoRecord) -> int:
+        """Insert a processed photo (replacing any older row at that path) and its faces."""
+        self.con.execute("DELETE FROM photos WHERE path = ?", (rec.path,))
+        cur = self.con.execute(
+            "INSERT INTO photos (path, size, mtime_ns, hash, status, error, width, height,"
+            " taken_at, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rec.path, rec.size, rec.mtime_ns, rec.hash, rec.status, rec.error, rec.width,
+             rec.height, rec.taken_at, time.time()),
+        )
+        photo_id = int(cur.lastrowid)
+        for idx, face in enumerate(rec.faces):
+            self._add_face(photo_id, idx, face)
+        return photo_id
+
+    def _add_face(self, photo_id: int, idx: int, f: FaceRecord) -> int:
+        cur = self.con.execute(
+            "INSERT INTO faces (photo_id, face_idx, x0, y0, x1, y1, det_score, landmarks, chip,"
+            " chip_landmarks, thumb, probs, label, probs_model)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (photo_id, idx, *map(int, f.box), float(f.score), _blob(f.landmarks, "float32"),
+             _blob(f.chip, "uint8"),
+             None if f.chip_landmarks is None else _blob(f.chip_landmarks, "float32"), f.thumb,
+             None if f.probs is None else _blob(f.probs, "float32"), f.label, f.probs_model),
+        )
+        face_id = int(cur.lastrowid)
+        for (kind, model_id), vec in f.vectors.items():
+            self.put_vectors([face_id], kind, model_id, np.asarray(vec)[None])
+        return face_id
+
+    def update_stat(self, photo_id: int, path: str, size: int, mtime_ns: int) -> None:
+        """Same content under a new stat and/or path (touched, or moved/renamed): keep faces."""
+        self.con.execute(
+            "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+            (path, size, mtime_ns, photo_id),
+        )
+
+    def delete_photos(self, photo_ids: Iterable[int]) -> int:
+        """Remove photos; their faces and vectors go with them (ON DELETE CASCADE)."""
+        ids = [(int(i),) for i in photo_ids]
+        self.con.executemany("DELETE FROM photos WHERE id = ?", ids)
+        return len(ids)
+
+    # -- faces and vectors ----------------------------------------------------------------
+    def faces_without_vector(self, kind: str, model_id: str) -> list[int]:
+        rows = self.con.execute(
+            "SELECT f.id FROM faces f WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE"
+            " v.face_id = f.id AND v.kind = ? AND v.model_id = ?) ORDER BY f.id",
+            (kind, model_id),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def chips(self, face_ids: Sequence[int]) -> np.ndarray:
+        """Aligned chips (N, 48, 48) uint8 in the order of face_ids."""
+        by_id = {
+            int(r[0]): r[1]
+            for r in self._select_in("SELECT id, chip FROM faces WHERE id IN ({})", face_ids)
+        }
+        out = np.empty((len(face_ids), CHIP_SIZE, CHIP_SIZE), np.uint8)
+        for i, fid in enumerate(face_ids):
+            out[i] = np.frombuffer(by_id[int(fid)], np.uint8).reshape(CHIP_SIZE, CHIP_SIZE)
+        return out
+
+    def chip_landmarks(self, face_ids: Sequence[int]) -> np.ndarray | None:
+        """Landmarks in chip pixels (N, P, 2) in the order of face_ids; None if any is missing
+        or the point counts differ (the model then locates landmarks on the chips itself)."""
+        by_id = {
+            int(r[0]): r[1] for r in
+            self._select_in("SELECT id, chip_landmarks FROM faces WHERE id IN ({})", face_ids)
+        }
+        blobs = [by_id.get(int(f)) for f in face_ids]
+        if not blobs or any(b is None for b in blobs) or len({len(b) for b in blobs}) != 1:
+            return None
+        return np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), -1, 2).copy()
+
+    def set_predictions(
+        self, face_ids: Sequence[int], probs: np.ndarray, labels: Sequence[str], model_id: str
+    ) -> None:
+        self.con.executemany(
+            "UPDATE faces SET probs = ?, label = ?, probs_model = ? WHERE id = ?",
+            [(_blob(p, "float32"), lab, model_id, int(f))
+             for f, p, lab in zip(face_ids, probs, labels)],
+        )
+
+    def put_vectors(self, face_ids: Sequence[int], kind: str, model_id: str, X: np.ndarray) -> None:
+        X = np.asarray(X, np.float32)
+        self.con.executemany(
+            "INSERT OR REPLACE INTO vectors (face_id, kind, model_id, dim, vec)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(int(f), kind, model_id, int(X.shape[1]), _blob(x, "float32"))
+             for f, x in zip(face_ids, X)],
+        )
+
+    def load_vectors(self, kind: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """All vectors of one kind and model: (face ids int64 (N,), float32 (N, d))."""
+        rows = self.con.execute(
+            "SELECT face_id, dim, vec FROM vectors WHERE kind = ? AND model_id = ? ORDER BY face_id",
+            (kind, model_id),
+        ).fetchall()
+        if not rows:
+            return np.empty(0, np.int64), np.empty((0, 0), np.float32)
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        X = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), rows[0][1])
+        return ids, X.copy()
+
+    def face_details(self, face_ids: Sequence[int]) -> dict[int, dict]:
+        """Photo path, box, label and probabilities of faces, keyed by face id."""
+        rows = self._select_in(
+            "SELECT f.id, f.photo_id, f.face_idx, f.x0, f.y0, f.x1, f.y1, f.det_score, f.label,"
+            " f.probs, p.path FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.id IN ({})",
+            face_ids,
+        )
+        out = {}
+        for r in rows:
+            out[int(r["id"])] = {
+                "face_id": int(r["id"]), "photo_id": int(r["photo_id"]),
+                "face_index": int(r["face_idx"]), "path": r["path"],
+                "box": [r["x0"], r["y0"], r["x1"], r["y1"]], "det_score": r["det_score"],
+                "label": r["label"],
+                "probs": None if r["probs"] is None else np.frombuffer(r["probs"], np.float32),
+            }
+        return out
+
+    def _select_in(self, sql: str, ids: Sequence[int], chunk: int = 900) -> list[sqlite3.Row]:
+        """SELECT ... WHERE x IN (ids) in chunks below SQLite's host-parameter limit."""
+        rows: list[sqlite3.Row] = []
+        ids = [int(i) for i in ids]
+        for s in range(0, len(ids), chunk):
+            part = ids[s:s + chunk]
+            rows += self.con.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+        return rows
+
+    # -- runs and counts ------------------------------------------------------------------
+    def start_run(self, model_id: str) -> int:
+        cur = self.con.execute(
+            "INSERT INTO runs (started, model_id) VALUES (?, ?)", (time.time(), model_id)
+        )
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, stats: dict) -> None:
+        self.con.execute(
+            "UPDATE runs SET finished = ?, stats = ? WHERE id = ?",
+            (time.time(), json.dumps(stats), run_id),
+        )
+
+    def last_run(self) -> dict | None:
+        r = self.con.execute(
+            "SELECT id, started, finished, model_id, stats FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if r is None:
+            return None
+        return {"id": r["id"], "started": r["started"], "finished": r["finished"],
+                "model_id": r["model_id"], "stats": json.loads(r["stats"]) if r["stats"] else None}
+
+    def counts(self) -> dict[str, int]:
+        q = self.con.execute
+        by_status = dict(q("SELECT status, COUNT(*) FROM photos GROUP BY status").fetchall())
+        return {
+            "photos": sum(by_status.values()),
+            "ok": by_status.get("ok", 0),
+            "errors": by_status.get("error", 0),
+            "noface": by_status.get("noface", 0),
+            "faces": q("SELECT COUNT(*) FROM faces").fetchone()[0],
+        }
+
+    def errors(self) -> list[tuple[str, str]]:
+        """(path, reason) of every photo that failed to decode or process."""
+        return [(r[0], r[1]) for r in self.con.execute(
+            "SELECT path, error FROM photos WHERE status = 'error' ORDER BY path")]

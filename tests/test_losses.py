@@ -1,0 +1,348 @@
+"""Metric losses of the four papers: hand-computed values (plain-loop numpy references written
+from the paper equations, independent of the vectorised implementations), finite gradients,
+graph-connected zeros on batches without valid pairs, and a short training run on a problem
+whose nuisance dimensions defeat raw KNN, so only a working loss reaches the accuracy floor."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.neighbors import KNeighborsClassifier
+
+from ferindex.nn.losses import (
+    LOSSES,
+    BatchHardTripletLoss,
+    EMLFLoss,
+    FiveTupleLoss,
+    NMTupleClustersLoss,
+    SGMLoss,
+    make_loss,
+)
+from ferindex.nn.losses.nm_tuple import tuple_sets
+from ferindex.nn.weighting import DynamicLossWeights
+
+torch.set_num_threads(1)
+
+ALL = {
+    "sgm": lambda: SGMLoss(sigma=0.5, norm_weight=0.1),
+    "emlf": lambda: EMLFLoss(eps=0.1),
+    "triplet": lambda: BatchHardTripletLoss(margin=0.2),
+    "nm_tuple": lambda: NMTupleClustersLoss(),
+    "nm_tuple_adaptive": lambda: NMTupleClustersLoss(dim=16),
+    "five_tuple": lambda: FiveTupleLoss(),
+}
+PAIR_LOSSES = ["emlf", "triplet", "nm_tuple", "nm_tuple_adaptive", "five_tuple"]
+
+
+def _t(a, dtype=torch.float64):
+    return torch.tensor(a, dtype=dtype)
+
+
+# ---------------------------------------------------------------- (a) hand-computed values
+
+
+def test_emlf_value_matches_paper_eqs_3_to_7():
+    angles = np.deg2rad([0.0, 30.0, 100.0, 80.0, 180.0])
+    x = np.stack([np.cos(angles), np.sin(angles)], 1) * 2.0  # norm 2: the loss must normalise
+    y = [0, 0, 0, 1, 1]
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = xn @ xn.T
+    eps, terms = 0.1, []
+    for i in range(5):
+        p = [k for k in range(5) if k != i and y[k] == y[i]]
+        n = [k for k in range(5) if y[k] != y[i]]
+        if not p or not n:
+            continue
+        hard_n = [j for j in n if s[i, j] > min(s[i, k] for k in p) - eps]  # eq 3
+        hard_p = [j for j in p if s[i, j] < max(s[i, k] for k in n) + eps]  # eq 4 (MS rule)
+        if not hard_p or not hard_n:
+            continue
+        jp = math.log(sum(-s[i, j] + math.sqrt(s[i, j] ** 2 + 1) for j in hard_p))  # eq 5
+        jn = math.log(sum(s[i, j] + math.sqrt(s[i, j] ** 2 + 1) for j in hard_n))  # eq 6
+        terms.append(jp + jn)
+    # The example must exercise the mining: anchor 0 drops the easy positive at 30 degrees and
+    # the easy negative at 180 degrees.
+    assert len(terms) >= 3
+    expected = float(np.mean(terms))  # eq 7 over anchors with mined pairs
+    got = EMLFLoss(eps=eps)(_t(x), torch.tensor(y)).item()
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_batch_hard_triplet_value():
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 0.5], [3.0, 0.0], [2.0, 1.0]])
+    y = [0, 0, 1, 1, 1]
+    m, terms = 1.0, []
+    for i in range(5):
+        dp = [np.linalg.norm(x[i] - x[k]) for k in range(5) if k != i and y[k] == y[i]]
+        dn = [np.linalg.norm(x[i] - x[k]) for k in range(5) if y[k] != y[i]]
+        terms.append(max(0.0, m + max(dp) - min(dn)))
+    got = BatchHardTripletLoss(margin=m)(_t(x), torch.tensor(y)).item()
+    assert got == pytest.approx(float(np.mean(terms)), rel=1e-9)
+    sq = BatchHardTripletLoss(margin=m, squared=True)(_t(x), torch.tensor(y)).item()
+    assert sq != pytest.approx(got)
+
+
+def _nm_tuple_reference(x, y, ids, T, half):
+    """Algorithm 1 + eq 3 with loops; ids=None -> negatives are all other expressions."""
+    n_pts, terms = len(y), []
+    for i in range(n_pts):
+        negs = [j for j in range(n_pts) if y[j] != y[i]]
+        poss = [j for j in range(n_pts) if y[j] == y[i]]
+        if ids is not None:
+            id_negs = [j for j in negs if ids[j] == ids[i]]
+            negs = id_negs or negs
+            id_poss = [j for j in poss if j == i or ids[j] != ids[i]]
+            poss = id_poss if len(id_poss) > 1 else poss
+        if len(poss) < 2 or not negs:
+            continue
+        c0 = x[poss].mean(0)
+        d0 = {j: float(((x[j] - c0) ** 2).sum()) for j in range(n_pts)}
+        nearest = min(d0[j] for j in negs)
+        kept = [j for j in poss if d0[j] <= nearest or j == i]  # the query always stays
+        c = x[kept].mean(0)
+        d = {j: float(((x[j] - c) ** 2).sum()) for j in range(n_pts)}
+        pull = np.mean([max(0.0, d[j] - T + half) for j in kept])
+        push = np.mean([max(0.0, T + half - d[j]) for j in negs])
+        terms.append(pull + push)
+    return float(np.mean(terms))
+
+
+def test_nm_tuple_value_with_online_positive_mining():
+    # Class 0's far member (2, 0) lies farther from c+ than the nearest negative (1.6, 0) and is
+    # dropped by Algorithm 1 (except when it is the query), and so is class 1's (1.6, 0); the
+    # loss uses the updated centres. Without the mining this example gives 3.98 instead of 1.48.
+    x = np.array([[0.0, 0.0], [0.0, 0.4], [2.0, 0.0], [1.6, 0.0], [5.0, 5.0], [4.0, 6.0]])
+    y = [0, 0, 0, 1, 1, 1]
+    expected = _nm_tuple_reference(x, y, None, T=3.0, half=1.0)
+    got = NMTupleClustersLoss(threshold=3.0, tau=2.0)(_t(x), torch.tensor(y)).item()
+    assert expected == pytest.approx(1.4824691358, rel=1e-9)
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_nm_tuple_identity_aware_negatives():
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    ids = torch.tensor([0, 1, 0, 1, 2, 3])
+    pos, neg = tuple_sets(y, ids)
+    # Query 0 (person 0, expression 0): negatives = person 0's other expression only.
+    assert neg[0].nonzero().flatten().tolist() == [2]
+    # Positives = itself + same expression of another person.
+    assert pos[0].nonzero().flatten().tolist() == [0, 1]
+    # Person 2 shows only expression 2: fall back to every other-expression sample.
+    assert neg[4].nonzero().flatten().tolist() == [0, 1, 2, 3]
+    # Unknown identity (-1) also falls back.
+    _, neg_unknown = tuple_sets(y, torch.tensor([-1, 1, -1, 1, 2, 3]))
+    assert neg_unknown[0].nonzero().flatten().tolist() == [2, 3, 4, 5]
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (6, 3))
+    loss = NMTupleClustersLoss(threshold=1.0, tau=1.0)
+    with_ids = loss(_t(x), y, ids=ids).item()
+    assert with_ids == pytest.approx(_nm_tuple_reference(x, y.tolist(), ids.tolist(), 1.0, 0.5), rel=1e-9)
+    assert with_ids != pytest.approx(loss(_t(x), y).item())
+
+
+def test_nm_tuple_adaptive_threshold_starts_at_fixed_and_learns():
+    rng = np.random.default_rng(4)
+    z = _t(rng.normal(0, 1, (12, 4))).requires_grad_()
+    y = torch.tensor([0, 1, 2] * 4)
+    fixed = NMTupleClustersLoss(threshold=2.0, tau=2.0)(z, y)
+    adaptive = NMTupleClustersLoss(dim=4, threshold=2.0, tau=2.0).double()
+    value = adaptive(z, y)
+    assert value.item() == pytest.approx(fixed.item(), rel=1e-9)  # eqs 4-5 initialised to T = b
+    value.backward()
+    grads = {n: p.grad for n, p in adaptive.named_parameters()}
+    assert set(grads) == {"adaptive.metric", "adaptive.quad", "adaptive.cross", "adaptive.linear", "adaptive.bias"}
+    assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads.values())
+
+
+def _five_tuple_reference(x, y, nuisances_and_margins):
+    total = 0.0
+    for nuis, m in nuisances_and_margins:
+        terms = []
+        for i in range(len(y)):
+            dp = [((x[i] - x[k]) ** 2).sum() for k in range(len(y))
+                  if k != i and y[k] == y[i] and (nuis is None or nuis[k] != nuis[i])]
+            dn = [((x[i] - x[k]) ** 2).sum() for k in range(len(y))
+                  if y[k] != y[i] and (nuis is None or nuis[k] == nuis[i])]
+            if dp and dn:
+                terms.append(max(0.0, m + max(dp) - min(dn)))
+        total += float(np.mean(terms)) if terms else 0.0
+    return total
+
+
+def test_five_tuple_value_expression_identity_and_pose():
+    x = np.array([[0.0, 0.0], [0.6, 0.1], [0.3, 0.5], [0.9, 0.4], [0.1, 0.9], [1.0, 1.0]])
+    y = [0, 0, 1, 1, 0, 1]
+    ids = [0, 1, 0, 1, 1, 0]
+    poses = [0, 1, 1, 0, 0, 1]
+    loss = FiveTupleLoss(margin_pose=0.3, margin_id=0.5)
+    z, yt = _t(x), torch.tensor(y)
+    # No ids, no poses: the squared batch-hard triplet.
+    assert loss(z, yt).item() == pytest.approx(_five_tuple_reference(x, y, [(None, 0.3)]), rel=1e-9)
+    assert loss(z, yt).item() == pytest.approx(BatchHardTripletLoss(0.3, squared=True)(z, yt).item(), rel=1e-9)
+    # ids: expression triplet + identity-invariant triplet (eq 5).
+    got = loss(z, yt, ids=torch.tensor(ids)).item()
+    assert got == pytest.approx(_five_tuple_reference(x, y, [(None, 0.3), (ids, 0.5)]), rel=1e-9)
+    # ids + poses: pose-based (eq 4) + identity-based (eq 5) triplets, eq 6.
+    got = loss(z, yt, ids=torch.tensor(ids), poses=torch.tensor(poses)).item()
+    assert got == pytest.approx(_five_tuple_reference(x, y, [(poses, 0.3), (ids, 0.5)]), rel=1e-9)
+
+
+def test_sgm_value_matches_paper_eqs_1_to_4():
+    x = np.array([[0.0, 0.0], [0.5, 0.2], [1.0, 1.0], [1.2, 0.6], [-0.4, 1.1]])
+    y = [0, 0, 1, 1, 1]
+    sigma, nw = 0.5, 0.1
+
+    def reference(target):
+        mus = [x[[i for i in range(5) if y[i] == j]].mean(0) for j in (0, 1)]
+        prior = [y.count(0) / 5, y.count(1) / 5]
+        rep = []
+        for i in range(5):
+            lik = [prior[j] * math.exp(-((x[i] - mus[j]) ** 2).sum() / (2 * sigma**2)) for j in (0, 1)]
+            post = [v / sum(lik) for v in lik]  # eq 1 with the Gaussians of eq 3
+            rep.append(sum((post[j] - target[i][j]) ** 2 for j in (0, 1)))  # eq 4
+        return float(np.mean(rep)) + nw * float(np.linalg.norm(x, axis=1).mean())
+
+    loss = SGMLoss(sigma=sigma, norm_weight=nw)
+    onehot = [[1.0, 0.0] if v == 0 else [0.0, 1.0] for v in y]
+    assert loss(_t(x), torch.tensor(y)).item() == pytest.approx(reference(onehot), rel=1e-9)
+    votes = [[0.8, 0.2], [0.6, 0.4], [0.1, 0.9], [0.3, 0.7], [0.0, 1.0]]
+    got = loss(_t(x), torch.tensor(y), target=_t(votes)).item()
+    assert got == pytest.approx(reference(votes), rel=1e-9)
+
+
+# ---------------------------------------------------------------- (b) finite gradients
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_finite_gradients_on_random_input(name):
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(32, 16, generator=g)
+    z[1] = z[0]  # duplicate points: the sqrt/cdist at distance 0 must not give NaN
+    z.requires_grad_()
+    y = torch.randint(0, 4, (32,), generator=g)
+    y[1] = y[0]
+    ids = torch.randint(0, 5, (32,), generator=g)
+    loss = ALL[name]()
+    value = loss(z, y, ids=ids)
+    value.backward()
+    assert torch.isfinite(value)
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+    if name == "five_tuple":
+        z.grad = None
+        loss(z, y, ids=ids, poses=torch.randint(0, 3, (32,), generator=g)).backward()
+        assert torch.isfinite(z.grad).all()
+
+
+# ---------------------------------------------------------------- (c) no valid pairs
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_single_class_batch_gives_connected_zero(name):
+    z = torch.randn(8, 16, requires_grad=True)
+    value = ALL[name]()(z, torch.zeros(8, dtype=torch.long), ids=torch.arange(8))
+    assert value.item() == 0.0 and value.grad_fn is not None
+    value.backward()
+    assert torch.equal(z.grad, torch.zeros_like(z))
+
+
+@pytest.mark.parametrize("name", PAIR_LOSSES)
+def test_all_distinct_classes_gives_connected_zero(name):
+    z = torch.randn(6, 16, requires_grad=True)
+    value = ALL[name]()(z, torch.arange(6), ids=torch.zeros(6, dtype=torch.long))
+    assert value.item() == 0.0 and value.grad_fn is not None
+    value.backward()
+    assert torch.isfinite(z.grad).all()
+
+
+# ---------------------------------------------------------------- (d) training on blobs
+
+
+def _blobs(n, rng, n_ids=8, n_classes=4, dim=20):
+    """Class signal = 2.0 on one of the first 4 dims (noise 0.5); the other 16 dims carry a
+    per-identity offset plus per-sample noise of std 2, which swamps Euclidean KNN on raw input."""
+    layout = np.random.default_rng(0)
+    means = np.zeros((n_classes, dim))
+    means[np.arange(n_classes), np.arange(n_classes)] = 2.0
+    id_offset = np.zeros((n_ids, dim))
+    id_offset[:, n_classes:] = layout.normal(0, 2.0, (n_ids, dim - n_classes))
+    y = rng.integers(0, n_classes, n)
+    ids = rng.integers(0, n_ids, n)
+    x = means[y] + id_offset[ids] + rng.normal(0, 0.5, (n, dim))
+    x[:, n_classes:] += rng.normal(0, 2.0, (n, dim - n_classes))
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(y), torch.tensor(ids)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(1)
+    return _blobs(2000, rng), _blobs(500, rng)
+
+
+def _knn_accuracy(train, test, embed=lambda x: x):
+    (xtr, ytr, _), (xte, yte, _) = train, test
+    knn = KNeighborsClassifier(n_neighbors=5).fit(embed(xtr).numpy(), ytr.numpy())
+    return knn.score(embed(xte).numpy(), yte.numpy())
+
+
+def test_blobs_defeat_raw_knn(blobs):
+    """Control for the training test: without a learned metric KNN is far below the floor."""
+    assert _knn_accuracy(*blobs) < 0.7
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_training_separates_blobs(name, blobs):
+    train, test = blobs
+    x, y, ids = train
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 16))
+    loss = ALL[name]()
+    opt = torch.optim.Adam([*net.parameters(), *loss.parameters()], lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        idx = torch.randint(0, len(x), (64,), generator=g)
+        value = loss(net(x[idx]), y[idx], ids=ids[idx])
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    with torch.no_grad():
+        assert _knn_accuracy(train, test, net) >= 0.95
+
+
+# ---------------------------------------------------------------- registry and weighting
+
+
+def test_registry_builds_every_loss():
+    assert set(LOSSES) == {"sgm", "emlf", "triplet", "nm_tuple", "five_tuple"}
+    for name, cls in LOSSES.items():
+        assert isinstance(make_loss(name), cls)
+    assert make_loss("triplet", margin=0.7).margin == 0.7
+    with pytest.raises(ValueError, match="unknown metric loss 'arcface'"):
+        make_loss("arcface")
+
+
+def test_dynamic_weights_paper_eq_8():
+    w = DynamicLossWeights(["ce", "metric"], k=2.0, temperature=2.0, window=5)
+    assert w.weights() == {"ce": 1.0, "metric": 1.0}
+    ce = [2.0] * 5 + [1.0] * 5  # 5-batch means 2.0 then 1.0 -> rate 0.5
+    metric = [1.0, 3.0, 1.0, 3.0, 2.0] + [4.0, 0.0, 2.0, 2.0, 2.0]  # means 2.0 and 2.0 -> 1.0
+    for i in range(10):
+        assert w.weights() == {"ce": 1.0, "metric": 1.0}  # equal until 10 batches are seen
+        w.update({"ce": ce[i], "metric": metric[i]})
+    e_ce, e_m = math.exp(0.5 / 2), math.exp(1.0 / 2)
+    got = w.weights()
+    assert got["ce"] == pytest.approx(2 * e_ce / (e_ce + e_m))
+    assert got["metric"] == pytest.approx(2 * e_m / (e_ce + e_m))
+    assert got["metric"] > got["ce"]  # the loss that stopped falling gets more weight
+    # The windows slide: one more batch makes them ce [2,2,2,2,1] / [1,1,1,1,1] and
+    # metric [3,1,3,2,4] / [0,2,2,2,2].
+    w.update({"ce": 1.0, "metric": 2.0})
+    rate_ce, rate_m = 1.0 / 1.8, 1.6 / 2.6
+    e_ce, e_m = math.exp(rate_ce / 2), math.exp(rate_m / 2)
+    assert w.weights()["ce"] == pytest.approx(2 * e_ce / (e_ce + e_m))
+    with pytest.raises(KeyError, match="metric"):
+        w.update({"ce": 1.0})
+    with pytest.raises(ValueError, match="not finite"):
+        w.update({"ce": float("nan"), "metric": 1.0})

@@ -1,0 +1,200 @@
+"""Catalog schema and migrations, atomic FAISS publishing, stale-cache rebuilds, the write lock."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from ferindex.errors import CatalogError
+from ferindex.store import catalog as catalog_mod
+from ferindex.store import vectors as vectors_mod
+from ferindex.store.catalog import Catalog, FaceRecord, PhotoRecord
+from ferindex.store.lock import WriteLock
+from ferindex.store.vectors import VectorIndex, open_index, sidecar_path
+
+MODEL = "test-model"
+
+
+def _face(rng, x0=0, dim=8) -> FaceRecord:
+    return FaceRecord(box=(x0, 0, x0 + 10, 10), score=1.0,
+                      landmarks=rng.random((68, 2), dtype=np.float32),
+                      chip=rng.integers(0, 255, (48, 48), dtype=np.uint8),
+                      chip_landmarks=rng.random((68, 2), dtype=np.float32) * 48,
+                      vectors={("expression", MODEL): rng.standard_normal(dim).astype(np.float32)},
+                      probs=np.full(7, 1 / 7, np.float32), label="neutral", probs_model=MODEL)
+
+
+def _photo(rng, path, n_faces=2) -> PhotoRecord:
+    return PhotoRecord(path, size=100, mtime_ns=1, hash=path + "-hash",
+                       status="ok" if n_faces else "noface",
+                       faces=[_face(rng, 20 * i) for i in range(n_faces)])
+
+
+@pytest.fixture
+def cat(tmp_path):
+    c = Catalog.open(tmp_path / "idx", create=True)
+    yield c
+    c.close()
+
+
+def test_fresh_catalog_schema_wal_and_cascade(cat):
+    rng = np.random.default_rng(0)
+    assert cat.schema_version == catalog_mod.SCHEMA_VERSION
+    assert cat.con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in cat.con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"photos", "faces", "vectors", "people", "runs", "meta"} <= tables
+    with cat.transaction():
+        pid = cat.add_photo(_photo(rng, "a.jpg", 2))
+        cat.add_photo(_photo(rng, "b.jpg", 1))
+    assert cat.counts() == {"photos": 2, "ok": 2, "errors": 0, "noface": 0, "faces": 3}
+    ids, X = cat.load_vectors("expression", MODEL)
+    assert X.shape == (3, 8) and len(set(ids.tolist())) == 3
+    chips = cat.chips(ids.tolist())
+    assert chips.shape == (3, 48, 48) and chips.dtype == np.uint8
+    assert cat.chip_landmarks(ids.tolist()).shape == (3, 68, 2)
+    with cat.transaction():
+        cat.delete_photos([pid])
+    assert cat.counts()["faces"] == 1
+    assert len(cat.load_vectors("expression", MODEL)[0]) == 1  # vectors cascade too
+
+
+def test_transaction_rolls_back_on_interrupt(cat):
+    rng = np.random.default_rng(1)
+    with pytest.raises(KeyboardInterrupt):
+        with cat.transaction():
+            cat.add_photo(_photo(rng, "a.jpg"))
+            cat.bump_generation()
+            raise KeyboardInterrupt
+    assert cat.counts()["photos"] == 0 and cat.generation == 0
+
+
+def test_migration_hook_runs_and_versions_are_checked(tmp_path, monkeypatch):
+    idx = tmp_path / "idx"
+    Catalog.open(idx, create=True).close()
+    monkeypatch.setattr(catalog_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(catalog_mod.MIGRATIONS, 1,
+                        lambda con: con.execute("ALTER TABLE photos ADD COLUMN rating INTEGER"))
+    with pytest.raises(CatalogError, match="run `ferindex build` to upgrade"):
+        Catalog.open(idx)  # readers never migrate
+    with Catalog.open(idx, create=True) as c:
+        assert c.schema_version == 2 and c.get_meta("schema_version") == "2"
+        cols = {r[1] for r in c.con.execute("PRAGMA table_info(photos)")}
+        assert "rating" in cols
+    monkeypatch.setattr(catalog_mod, "SCHEMA_VERSION", 1)
+    with pytest.raises(CatalogError, match="newer than this ferindex"):
+        Catalog.open(idx)
+
+
+def test_missing_catalog_is_a_clear_error(tmp_path):
+    with pytest.raises(CatalogError, match="no catalog at"):
+        Catalog.open(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_vector_index_distances_match_numpy(metric, monkeypatch):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((50, 16)).astype(np.float32)
+    ids = np.arange(100, 150)
+    q = rng.standard_normal(16).astype(np.float32)
+    if metric == "cosine":
+        Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+        ref = 1 - Xn @ (q / np.linalg.norm(q))
+    else:
+        ref = np.linalg.norm(X - q, axis=1)
+    order = np.argsort(ref)[:5]
+    for threshold in (10**9, 10):  # exact flat index, then the HNSW path
+        monkeypatch.setattr(vectors_mod, "HNSW_THRESHOLD", threshold)
+        vi = VectorIndex.from_vectors(ids, X, kind="expression", model_id=MODEL, metric=metric)
+        D, I = vi.search(q, 5)
+        assert I[0].tolist() == (ids[order]).tolist()
+        np.testing.assert_allclose(D[0], ref[order], rtol=1e-4, atol=1e-4)
+
+
+def test_atomic_publish_keeps_old_index_when_write_fails(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((10, 4)).astype(np.float32)
+    VectorIndex.from_vectors(np.arange(10), X, kind="expression", model_id=MODEL,
+                             metric="euclidean").save(tmp_path, generation=1)
+    real_replace = os.replace
+
+    def crash_on_sidecar(src, dst):
+        if str(dst).endswith(".json"):
+            raise OSError("simulated crash before the sidecar was replaced")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(vectors_mod.os, "replace", crash_on_sidecar)
+    bigger = VectorIndex.from_vectors(np.arange(20), np.vstack([X, X]), kind="expression",
+                                      model_id=MODEL, metric="euclidean")
+    with pytest.raises(OSError):
+        bigger.save(tmp_path, generation=2)
+    monkeypatch.undo()
+    loaded, side = VectorIndex.load(tmp_path, "expression")
+    assert side.generation == 1 and loaded.count == 10  # the old pair, intact
+    bigger.save(tmp_path, generation=2)
+    loaded, side = VectorIndex.load(tmp_path, "expression")
+    assert side.generation == 2 and loaded.count == 20
+    assert [p.name for p in tmp_path.glob("expression.g*.faiss")] == ["expression.g2.faiss"]
+
+
+def test_stale_index_is_rebuilt_from_catalog(tmp_path):
+    rng = np.random.default_rng(4)
+    idx = tmp_path / "idx"
+    with Catalog.open(idx, create=True) as cat:
+        with cat.transaction():
+            cat.add_photo(_photo(rng, "a.jpg", 2))
+            cat.bump_generation()
+        vi = open_index(cat, idx, kind="expression", model_id=MODEL, metric="euclidean")
+        assert vi.count == 2
+        assert json.loads(sidecar_path(idx, "expression").read_text())["generation"] == 1
+        with cat.transaction():
+            cat.add_photo(_photo(rng, "b.jpg", 3))
+            cat.bump_generation()
+        # A build holds the lock: the reader rebuilds in memory and leaves the files alone.
+        with WriteLock(idx):
+            vi = open_index(cat, idx, kind="expression", model_id=MODEL, metric="euclidean")
+            assert vi.count == 5
+            assert json.loads(sidecar_path(idx, "expression").read_text())["generation"] == 1
+        # Lock free: the rebuilt index is published for the next reader.
+        vi = open_index(cat, idx, kind="expression", model_id=MODEL, metric="euclidean")
+        assert vi.count == 5
+        assert json.loads(sidecar_path(idx, "expression").read_text())["generation"] == 2
+        # A missing FAISS file is rebuilt as well.
+        for f in idx.glob("expression.g*.faiss"):
+            f.unlink()
+        assert open_index(cat, idx, kind="expression", model_id=MODEL,
+                          metric="euclidean").count == 5
+
+
+def test_open_index_without_vectors_says_so(cat, tmp_path):
+    with pytest.raises(CatalogError, match="holds no expression vectors"):
+        open_index(cat, tmp_path / "idx", kind="expression", model_id=MODEL, metric="euclidean")
+
+
+def test_lock_contention_names_the_holder_and_dies_with_it(tmp_path):
+    idx = tmp_path / "idx"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from ferindex.store.lock import WriteLock; "
+         f"WriteLock({str(idx)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(CatalogError) as err:
+            WriteLock(idx).acquire()
+        assert f"another build is running on {idx} (pid {holder.pid})" in str(err.value)
+        assert not WriteLock(idx).try_acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    deadline = time.time() + 5
+    lock = WriteLock(idx)
+    while not lock.try_acquire() and time.time() < deadline:  # the kernel frees it on death
+        time.sleep(0.05)
+    assert lock.held
+    lock.release()

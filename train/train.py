@@ -1,0 +1,213 @@
+"""Train an expression embedding network and export it as a ferindex model.
+
+    python train/train.py train/configs/default.json [--set key=value ...] [--out runs/NAME]
+        [--resume] [--export ferindex/models/default]
+
+Runs on a GPU with mixed precision when one is present, else on the CPU. Seeded. Writes a
+checkpoint per epoch (resume with --resume), a JSONL log of every loss term and the validation
+accuracy/KNN accuracy per epoch, and on --export the safetensors weights, the model card (JSON)
+and the labelled reference bank (training-face embeddings + labels, no images).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ferindex.analysis.metrics import knn_accuracy  # noqa: E402
+from ferindex.data.fer import load_fer  # noqa: E402
+from ferindex.data.inputs import MEAN, STD, augment, make_chips, to_tensors  # noqa: E402
+from ferindex.data.samplers import ClassBalancedBatchSampler, RandomBatchSampler  # noqa: E402
+from ferindex.embed import export_model  # noqa: E402
+from ferindex.nn.losses import make_loss  # noqa: E402
+from ferindex.nn.losses.joint import JointLoss  # noqa: E402
+from ferindex.nn.model import build_model  # noqa: E402
+from ferindex.nn.weighting import DynamicLossWeights  # noqa: E402
+
+DEFAULTS = {
+    "name": "default", "seed": 0, "labels": "ferplus", "soft_targets": True,
+    "arch": {"backbone": "resnet", "backbone_kw": {"width": 0.25}, "dim": 64, "head": "linear"},
+    "losses": {"sgm": {"weight": 1.0}}, "dynamic_weights": False,
+    "epochs": 20, "batch_size": 128, "sampler": "random", "max_steps_per_epoch": None,
+    "lr": 3e-3, "weight_decay": 5e-4, "threads": 2, "knn_ref": 6000, "landmarks": "artifacts/fer_landmarks.npy",
+}
+
+
+def parse_set(items: list[str], cfg: dict) -> dict:
+    """`--set a.b=value` overrides with JSON-parsed values (plain strings when not JSON)."""
+    for item in items:
+        key, _, raw = item.partition("=")
+        try:
+            val = json.loads(raw)
+        except json.JSONDecodeError:
+            val = raw
+        node = cfg
+        *path, last = key.split(".")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = val
+    return cfg
+
+
+def load_split(split: str, cfg: dict, inputs: tuple[str, ...], dedup: bool = True):
+    """A FER split and its chips; partial/region chips use the cached FER landmarks."""
+    fs = load_fer(split, cfg["labels"], dedup=dedup)
+    lms = None
+    if any(k != "face" for k in inputs):
+        path = Path(cfg["landmarks"])
+        if not path.is_file():
+            raise SystemExit(f"{path}: FER landmark cache missing; run scripts/cache_fer_landmarks.py first")
+        lms = np.load(path)[fs.rows]
+    return fs, make_chips(fs.images, inputs, lms)
+
+
+@torch.no_grad()
+def embed_all(model, chips: dict[str, np.ndarray], device, bs: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    n = len(next(iter(chips.values())))
+    zs, ps = [], []
+    for i in range(0, n, bs):
+        z, logits = model(to_tensors(chips, slice(i, i + bs), device))
+        zs.append(z.float().cpu())
+        ps.append(torch.softmax(logits.float(), 1).cpu())
+    return torch.cat(zs).numpy(), torch.cat(ps).numpy()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--set", nargs="*", default=[], help="override config keys: a.b=json")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--export", type=Path, default=None, help="write weights + card + bank here at the end")
+    args = ap.parse_args(argv)
+    cfg = parse_set(args.set, json.loads(json.dumps(DEFAULTS)) | json.loads(args.config.read_text()))
+    out = args.out or Path("runs") / cfg["name"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+
+    torch.manual_seed(cfg["seed"])
+    np.random.seed(cfg["seed"])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(cfg["threads"])
+    amp = device.type == "cuda"
+
+    train, train_chips = None, None
+    classes_n = None
+    arch = dict(cfg["arch"])
+    probe = build_model(arch | {"n_classes": 8})
+    inputs = probe.inputs
+    train, train_chips = load_split("train", cfg, inputs)
+    val, val_chips = load_split("val", cfg, inputs)
+    classes_n = len(train.classes)
+    arch["n_classes"] = classes_n
+    model = build_model(arch).to(device)
+    metric = {name: make_loss(name, **{k: v for k, v in spec.items() if k != "weight"} | ({"n_classes": classes_n} if name == "sgm" else {}))
+              for name, spec in cfg["losses"].items()}
+    joint = JointLoss(metric, {k: spec.get("weight", 1.0) for k, spec in cfg["losses"].items()}, cfg["soft_targets"]).to(device)
+    dyn = DynamicLossWeights(list(metric) + ["ce"]) if cfg["dynamic_weights"] else None
+
+    if cfg["sampler"] == "pk":
+        per = cfg["batch_size"] // classes_n
+        sampler = ClassBalancedBatchSampler(train.labels, per, seed=cfg["seed"])
+    else:
+        sampler = RandomBatchSampler(len(train), cfg["batch_size"], seed=cfg["seed"])
+    steps = min(len(sampler), cfg["max_steps_per_epoch"] or len(sampler))
+    params = list(model.parameters()) + list(joint.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps * cfg["epochs"], pct_start=0.15)
+    scaler = torch.amp.GradScaler(enabled=amp)
+    start_epoch, best = 0, {"val_knn": -1.0}
+    ckpt = out / "last.pt"
+    if args.resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        joint.load_state_dict(state["joint"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start_epoch, best = state["epoch"] + 1, state["best"]
+        sampler.rng = np.random.default_rng(cfg["seed"] + start_epoch)
+        print(f"resumed from {ckpt} at epoch {start_epoch}")
+
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    soft = torch.from_numpy(train.soft) if train.soft is not None else None
+    ref_idx = np.random.default_rng(0).choice(len(train), min(cfg["knn_ref"], len(train)), replace=False)
+    log = (out / "log.jsonl").open("a")
+    t_start = time.time()
+    for epoch in range(start_epoch, cfg["epochs"]):
+        model.train()
+        t0, sums, seen = time.time(), {}, 0
+        for step, idx in enumerate(sampler):
+            if step >= steps:
+                break
+            x = augment(to_tensors(train_chips, idx, device), gen)
+            y = torch.from_numpy(train.labels[idx]).to(device)
+            tgt = soft[idx].to(device) if soft is not None else None
+            with torch.autocast(device.type, enabled=amp):
+                z, logits = model(x)
+            total, terms = joint(z.float(), logits.float(), y, tgt)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            if dyn is not None:
+                dyn.update({k: v.item() for k, v in terms.items()})
+                joint.weights.update({k: w for k, w in dyn.weights().items() if k != "ce"})
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
+            seen += len(idx)
+        train_time = time.time() - t0
+        val_z, val_p = embed_all(model, val_chips, device)
+        ref_z, _ = embed_all(model, {k: v[ref_idx] for k, v in train_chips.items()}, device)
+        rec = {"epoch": epoch, **{f"loss_{k}": v / seen for k, v in sums.items()},
+               "val_acc": float((val_p.argmax(1) == val.labels).mean()),
+               "val_knn": knn_accuracy(ref_z, train.labels[ref_idx], val_z, val.labels, k=11),
+               "img_per_s": seen / train_time, "epoch_s": time.time() - t0, "lr": sched.get_last_lr()[0]}
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+        print(json.dumps(rec), flush=True)
+        state = {"model": model.state_dict(), "joint": joint.state_dict(), "opt": opt.state_dict(),
+                 "sched": sched.state_dict(), "epoch": epoch, "best": best}
+        if rec["val_knn"] > best["val_knn"]:  # model selection on FER+ PublicTest
+            best = {"val_knn": rec["val_knn"], "val_acc": rec["val_acc"], "epoch": epoch}
+            state["best"] = best
+            torch.save(model.state_dict(), out / "best.pt")
+        torch.save(state, out / "last.pt.tmp")
+        Path(out / "last.pt.tmp").replace(ckpt)
+
+    model.load_state_dict(torch.load(out / "best.pt", map_location=device))
+    duration = time.time() - t_start
+    hardware = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {cfg['threads']} threads)"
+    summary = {"best": best, "duration_s": round(duration), "hardware": hardware}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
+    if args.export:
+        ref_z, _ = embed_all(model, train_chips, device)
+        card = {
+            "name": cfg["name"], "classes": train.classes, "arch": arch,
+            "input": {"size": 48, "color": "gray", "framing": "fer2013 (ferindex/faces/template.json)", "inputs": list(inputs),
+                      "normalize": {"mean": MEAN, "std": STD}},
+            "metric": "euclidean",
+            "training": {"data": "FER2013 Training with FER+ vote distributions" if cfg["labels"] == "ferplus" else "FER2013 Training",
+                         "selection": "best FER+ PublicTest KNN(K=11) accuracy (dedup)", "config": cfg,
+                         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+                         "hardware": hardware, "duration_s": round(duration), "epochs": cfg["epochs"], "best_epoch": best["epoch"]},
+            "metrics": {"fer_plus_public_test": {"softmax_acc": best["val_acc"], "knn11_acc_6k_ref": best["val_knn"]}},
+        }
+        export_model(model.cpu(), card, ref_z, train.labels, args.export)
+        print(f"exported to {args.export}")
+
+
+if __name__ == "__main__":
+    main()
