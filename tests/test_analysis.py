@@ -217,3 +217,76 @@ def test_bestshot_ear_bursts_and_pick():
         Shot(5, None, frozenset(), [(0.9, 0.3)]),
     ]
     assert best_shots(shots) == [([0, 1, 2], 1)]
+
+
+def test_people_ari_floor_on_dlib_johns():
+    """Measured ARI 1.000 (scripts/eval_people.py); floor a few points below."""
+    from pathlib import Path
+
+    from PIL import Image
+    from sklearn.metrics import adjusted_rand_score
+
+    from ferindex.analysis.people import PeopleClustering, chip_descriptors
+    from ferindex.config import data_dir
+
+    root = data_dir()
+    if root is None or not (root / "photos" / "dlib_johns").is_dir():
+        pytest.skip("photos/dlib_johns not found: set FERINDEX_DATA to the research data folder")
+    pytest.importorskip("ferindex.faces.identity")
+    files = sorted(p for p in Path(root, "photos", "dlib_johns").glob("*/*.jpg"))
+    X = chip_descriptors([np.asarray(Image.open(p).convert("RGB")) for p in files])
+    y = [p.parent.name for p in files]
+    labels = PeopleClustering(min_cluster_size=3).fit(X).labels_
+    assert adjusted_rand_score(y, labels) >= 0.95
+
+
+# -- CLI on a synthetic index ----------------------------------------------------------------
+
+def _synthetic_index(tmp_path):
+    from ferindex.store.catalog import Catalog, FaceRecord, PhotoRecord
+
+    rng = np.random.default_rng(0)
+    who = np.repeat(np.arange(3), 8)
+    ident = np.eye(128)[who] + rng.normal(size=(24, 128)) * 0.01
+    labels = np.where(np.arange(24) % 2, "happiness", "neutral")
+    expr = np.where(labels == "happiness", 3.0, 0.0)[:, None] + rng.normal(size=(24, 8))
+    with Catalog.open(tmp_path, create=True) as cat:
+        with cat.transaction():
+            for i in range(24):
+                probs = np.full(8, 0.02, np.float32)
+                probs[1 if labels[i] == "happiness" else 0] = 0.86
+                face = FaceRecord(box=(0, 0, 10, 10), score=1.0, landmarks=np.zeros((68, 2), np.float32),
+                                  chip=np.full((48, 48), i * 10, np.uint8), probs=probs, label=str(labels[i]),
+                                  probs_model="m", vectors={("expression", "m"): expr[i],
+                                                            ("identity", "dlib"): ident[i]})
+                cat.add_photo(PhotoRecord(f"p{i}.jpg", 1, 1, f"h{i}", "ok", faces=[face]))
+            cat.set_meta("model_id", "m")
+            cat.set_meta("album", str(tmp_path))
+    return tmp_path
+
+
+def test_cli_analysis_commands_json(tmp_path):
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from ferindex.cli.analysis_cmds import register
+
+    app = typer.Typer()
+    register(app)
+    idx = str(_synthetic_index(tmp_path))
+    run = lambda *a: CliRunner().invoke(app, [*a, "--index", idx, "--json"])  # noqa: E731
+
+    r = run("people")
+    assert r.exit_code == 0, r.output
+    assert sorted(p["count"] for p in json.loads(r.stdout)) == [8, 8, 8]
+    r = run("summarize", "--n", "4")
+    doc = json.loads(r.stdout)
+    assert doc["groups"] == {"happiness": 2, "neutral": 2} and (tmp_path / "sheets" / "summary.png").is_file()
+    r = run("subclasses", "--min-size", "4", "--levels", "1")
+    assert {n["id"] for n in json.loads(r.stdout)["nodes"]} >= {"happiness", "neutral"}
+    r = run("people", "--merge", "1", "2")
+    assert sorted(p["count"] for p in json.loads(r.stdout)) == [8, 16]
+    r = run("find", "--person", "abc")
+    assert r.exit_code == 2 and "abc" in json.loads(r.stdout)["error"]

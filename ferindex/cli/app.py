@@ -185,12 +185,17 @@ def info(index: IndexOpt = None, album: AlbumOpt = None, as_json: JsonOpt = Fals
                     f" {doc['vectors']['identity']} identity"),
         ("size on disk", output.human_bytes(doc["size_bytes"])),
         ("vector caches", "fresh" if doc["caches_fresh"] else "stale (rebuilt on next use)"),
-        ("last build", f"{last.get('finished') or last.get('started')} "
-                       f"({last.get('seconds')} s{', interrupted' if last.get('interrupted') else ''})"
-         if last else None),
+        ("last build", _last_build_line(last) if last else None),
     ]))
     if doc["error_files"]:
         output.stdout.print(output.errors_table("unreadable files", doc["error_files"]))
+
+
+def _last_build_line(last: dict) -> str:
+    if last["finished"] is None:
+        return f"started {last['started']}, not finished (running, or killed)"
+    note = ", interrupted" if last["interrupted"] else ""
+    return f"{last['finished']} ({last['seconds']} s{note})"
 
 
 @app.command("sample-album")
@@ -208,6 +213,16 @@ def sample_album(
     output.stdout.print(f"wrote {len(paths)} photos to {dest}:")
     for p in paths:
         output.stdout.print(f"  {p}")
+
+
+def _register_analysis_commands() -> None:
+    """classify, subclasses, summarize, people, find, map, label, bestshot (cli/analysis_cmds)."""
+    from ferindex.cli.analysis_cmds import register
+
+    register(app)
+
+
+_register_analysis_commands()
 
 
 def main() -> None:

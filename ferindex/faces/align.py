@@ -27,7 +27,8 @@ TEMPLATE_SIZE = 48
 ALIGN_POINTS = np.r_[0:3, 14:17, 27:36, 36:48]  # upper jaw, nose, eyes
 
 # The 5-point scheme of insightface/RetinaFace (subject's right eye first, i.e. image left),
-# expressed in the 68-point scheme: eye centres, nose tip, mouth corners.
+# expressed in the 68-point scheme: eye centres, nose tip, mouth corners. Used to place dlib's
+# 68-point predictor inside insightface detections (faces/detect.py).
 FIVE_POINT_GROUPS = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,), (48,), (54,))
 
 
@@ -96,23 +97,38 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return img
 
 
-def alignment_matrix(landmarks: np.ndarray, size: int = TEMPLATE_SIZE) -> np.ndarray:
-    """2x3 similarity from image coordinates to a size x size FER-framed chip.
+def warp(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+    """Gray (size,size) chip of `image` under the 2x3 similarity `m`, borders replicated.
 
-    `landmarks` is (68,2) from dlib, or (5,2) in the insightface order (see FIVE_POINT_GROUPS),
-    in which case the fit uses the template's eye centres, nose tip and mouth corners; mouth
-    corners then do enter the fit, so 5-point alignment is slightly less expression-neutral.
+    warpAffine interpolates, it does not average, so shrinking a 400 px face straight to 48 px
+    would alias (FER crops were downsampled smoothly). Shrinks therefore warp to an integer
+    multiple of `size` at about the photo's own resolution, then average with INTER_AREA.
     """
-    lm = np.asarray(landmarks, np.float32)
-    target = template_landmarks(size)
-    if lm.shape == (68, 2):
-        return estimate_similarity(lm[ALIGN_POINTS], target[ALIGN_POINTS])
-    if lm.shape == (5, 2):
-        return estimate_similarity(lm, five_points(target))
-    raise ValueError(f"landmarks must be (68,2) or (5,2), got {lm.shape}")
+    import cv2
+
+    gray = to_gray(image)
+    factor = max(1, int(1.0 / float(np.hypot(m[0, 0], m[0, 1]))))
+    if factor == 1:
+        return cv2.warpAffine(gray, m, (size, size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+    big = size * factor
+    # pixel centres: x_big = factor * (x_small + 0.5) - 0.5
+    m_big = m * factor
+    m_big[:, 2] += (factor - 1) / 2
+    chip = cv2.warpAffine(gray, m_big, (big, big), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.resize(chip, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def align_face_with_landmarks(image: np.ndarray, landmarks: np.ndarray,
+def alignment_matrix(landmarks68: np.ndarray, size: int = TEMPLATE_SIZE) -> np.ndarray:
+    """2x3 similarity from image coordinates to a size x size FER-framed chip."""
+    lm = np.asarray(landmarks68, np.float32)
+    if lm.shape != (68, 2):
+        raise ValueError(f"landmarks must be (68,2), got {lm.shape}")
+    return estimate_similarity(lm[ALIGN_POINTS], template_landmarks(size)[ALIGN_POINTS])
+
+
+def align_face_with_landmarks(image: np.ndarray, landmarks68: np.ndarray,
                               size: int = TEMPLATE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Aligned (size,size) gray chip and the face's own landmarks mapped into that chip.
 
@@ -121,11 +137,8 @@ def align_face_with_landmarks(image: np.ndarray, landmarks: np.ndarray,
     """
     import cv2
 
-    m = alignment_matrix(landmarks, size)
-    chip = cv2.warpAffine(to_gray(image), m, (size, size), flags=cv2.INTER_AREA
-                          if m[0, 0] ** 2 + m[0, 1] ** 2 < 1 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-    return chip, apply_transform(m, landmarks)
+    m = alignment_matrix(landmarks68, size)
+    return warp(image, m, size), apply_transform(m, landmarks68)
 
 
 def align_face(image: np.ndarray, landmarks68: np.ndarray, size: int = TEMPLATE_SIZE) -> np.ndarray:
@@ -133,20 +146,22 @@ def align_face(image: np.ndarray, landmarks68: np.ndarray, size: int = TEMPLATE_
     return align_face_with_landmarks(image, landmarks68, size)[0]
 
 
+def box_matrix(box: tuple[int, int, int, int], size: int = TEMPLATE_SIZE) -> np.ndarray:
+    """2x3 transform of the naive crop: the square around the box's centre, side = the box's
+    longer side, scaled onto a size x size chip."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0, 1)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    scale = size / side
+    return np.array([[scale, 0, size / 2 - 0.5 - scale * (cx - 0.5)],
+                     [0, scale, size / 2 - 0.5 - scale * (cy - 0.5)]])
+
+
 def box_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int = TEMPLATE_SIZE
              ) -> np.ndarray:
     """Naive baseline: the square around the detector box, resized to (size,size) gray.
 
     Kept to measure what alignment buys (scripts/eval_yale.py); borders are replicated when the
-    square leaves the image.
+    square leaves the image. Landmarks map into it with apply_transform(box_matrix(box), ...).
     """
-    import cv2
-
-    x0, y0, x1, y1 = box
-    side = max(x1 - x0, y1 - y0, 1)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    scale = size / side
-    m = np.array([[scale, 0, size / 2 - 0.5 - scale * (cx - 0.5)],
-                  [0, scale, size / 2 - 0.5 - scale * (cy - 0.5)]])
-    return cv2.warpAffine(to_gray(image), m, (size, size), flags=cv2.INTER_AREA
-                          if scale < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return warp(image, box_matrix(box, size), size)

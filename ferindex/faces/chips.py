@@ -47,17 +47,20 @@ def part_boxes(landmarks68: np.ndarray) -> dict[str, Box]:
 
 
 def _crop(gray: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndarray:
-    """Resample `box` of `gray` to `shape` (H, W) with one affine warp (no intermediate crop)."""
+    """Cut `box` (whole pixels, border replicated outside the image) and resize it to `shape`
+    (H, W); INTER_AREA when shrinking, so parts cut from large photos do not alias."""
     import cv2
 
     h, w = shape
-    x0, y0, x1, y1 = box
-    sx = w / max(x1 - x0, 1.0)
-    sy = h / max(y1 - y0, 1.0)
-    # Map box edges (x0 - 0.5 .. x1 + 0.5 in pixel-centre terms) onto the output's edges.
-    m = np.array([[sx, 0, -0.5 - sx * (x0 - 0.5)], [0, sy, -0.5 - sy * (y0 - 0.5)]])
-    return cv2.warpAffine(gray, m, (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
+    x1, y1 = max(int(np.ceil(box[2])), x0 + 1), max(int(np.ceil(box[3])), y0 + 1)
+    rows, cols = gray.shape[:2]
+    pad = (max(0, -y0), max(0, y1 - rows), max(0, -x0), max(0, x1 - cols))
+    if any(pad):
+        gray = cv2.copyMakeBorder(gray, *pad, cv2.BORDER_REPLICATE)
+    part = gray[y0 + pad[0]:y1 + pad[0], x0 + pad[2]:x1 + pad[2]]
+    shrink = part.shape[0] > h and part.shape[1] > w
+    return cv2.resize(part, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def partial_image(gray: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:

@@ -127,7 +127,8 @@ def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     except UnidentifiedImageError:
         if _looks_like_heif(path) and not _register_heif():
             raise BadImageError(path, _HEIF_HINT) from None
-        raise BadImageError(path, "not an image Pillow can read (unknown or wrong format)") from None
+        raise BadImageError(path, "not a readable image (unknown format or wrong extension)"
+                            ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         # Pillow reports truncated/corrupt data as OSError ("image file is truncated", "broken
         # data stream"), and malformed headers as SyntaxError/ValueError.

@@ -324,12 +324,14 @@ class Builder:
                         rep.changed += 1
                     records.append(self._extract(path, rel, size, mtime_ns, digest))
             done += 1
-            if self.progress:
-                self.progress(rep, done, len(todo), rel)
             if len(records) + len(restats) >= self.options.batch_size:
                 self._commit(cat, records, restats, replaced)
                 records, restats, replaced = [], [], []
+            if self.progress:
+                self.progress(rep, done, len(todo), rel)
         self._commit(cat, records, restats, replaced)
+        if self.progress and todo:
+            self.progress(rep, done, len(todo), "")
 
     def _extract(self, path: Path, rel: str, size: int, mtime_ns: int, digest: str
                  ) -> PhotoRecord:

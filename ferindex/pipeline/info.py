@@ -50,7 +50,8 @@ def index_info(index_dir: str | Path) -> dict:
         info["last_build"] = {
             "started": _iso(run["started"]), "finished": _iso(run["finished"]),
             "model": run["model_id"], "seconds": stats.get("seconds"),
-            "interrupted": bool(stats.get("interrupted")) or run["finished"] is None,
+            # finished = null: the build is still running, or was killed
+            "interrupted": bool(stats.get("interrupted")),
             "stats": {k: v for k, v in stats.items() if k not in ("errors", "known_errors")},
         }
     return info

@@ -154,14 +154,21 @@ class Catalog:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so batches are explicit.
         self.con = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self.con.row_factory = sqlite3.Row
-        self.con.execute("PRAGMA busy_timeout = 30000")
-        self.con.execute("PRAGMA foreign_keys = ON")
-        if create:
-            self.con.execute("PRAGMA journal_mode = WAL")
-            self.con.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes
-            self.migrate()
-        else:
-            self._check_version()
+        try:
+            self.con.execute("PRAGMA busy_timeout = 30000")
+            self.con.execute("PRAGMA foreign_keys = ON")
+            if create:
+                self.con.execute("PRAGMA journal_mode = WAL")
+                self.con.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes
+                self.migrate()
+            else:
+                self._check_version()
+        except sqlite3.Error as e:  # not a database, read-only folder, disk full...
+            self.con.close()
+            raise CatalogError(f"{self.path}: cannot open the catalog ({e})") from None
+        except CatalogError:
+            self.con.close()
+            raise
 
     @classmethod
     def open(cls, index_dir: str | Path, *, create: bool = False) -> "Catalog":

@@ -30,6 +30,7 @@ HNSW_THRESHOLD = 200_000  # exact search below this many vectors, HNSW above
 HNSW_M = 32
 HNSW_EF_SEARCH = 128
 METRICS = ("euclidean", "cosine")
+SINGLE_THREAD_BELOW = 16  # query batches smaller than this search on one thread
 
 
 def _faiss():
@@ -103,12 +104,26 @@ class VectorIndex:
         k = min(int(k), self.count)
         if k <= 0:
             return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
-        D, ids = self.index.search(self._prepare(queries, self.metric), k)
+        D, ids = self._search(self._prepare(queries, self.metric), k)
         if self.metric == "cosine":
             D = 1.0 - D
         else:
             D = np.sqrt(np.maximum(D, 0.0))
         return D.astype(np.float32), ids.astype(np.int64)
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search; a few queries run on one thread. Splitting one query across OpenMP
+        threads costs more than it saves and collapses on a busy CPU: on 2 shared cores,
+        100k x 64-d flat search measured p50 41 ms with 2 threads, 1 ms with one."""
+        if len(queries) >= SINGLE_THREAD_BELOW:
+            return self.index.search(queries, k)
+        faiss = _faiss()
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self.index.search(queries, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     def save(self, index_dir: str | Path, generation: int) -> Path:
         """Atomically publish this index as the cache of catalog `generation`."""

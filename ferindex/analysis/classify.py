@@ -1,0 +1,72 @@
+"""Classify the faces of photos with no index: decode -> detect -> align -> embed -> KNN.
+
+The label is the distance-weighted K=11 vote (SGM, paper 003) among the model's shipped
+reference bank, plus the user's labelled faces of an index when one is given; the model's own
+softmax posterior is reported beside it. A bad file yields an error entry, not an abort.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ferindex.analysis.knn import KNNClassifier, combine_banks
+from ferindex.errors import FerindexError
+
+
+def expand(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given; folders walked recursively for image files (sorted)."""
+    from ferindex.io.scan import ScanEntry, scan
+
+    for p in map(Path, paths):
+        if p.is_dir():
+            yield from (e.path for e in scan(p) if isinstance(e, ScanEntry))
+        else:
+            yield p
+
+
+def make_knn(model, k: int = 11, user: tuple[np.ndarray, np.ndarray] | None = None,
+             user_weight: float = 1.0) -> KNNClassifier:
+    """KNN over the model's reference bank (+ user-labelled embeddings and class names)."""
+    X, y = model.reference_bank()
+    y = np.asarray(model.classes)[y]
+    w = None
+    if user is not None and len(user[0]):
+        X, y, w = combine_banks(X, y, user[0], user[1], user_weight)
+    return KNNClassifier(k=k, metric=model.metric).fit(X, y, classes=model.classes, sample_weight=w)
+
+
+def classify_photo(path: Path, model, detector, knn: KNNClassifier) -> list[dict]:
+    """[{box, label, probs (KNN votes), model_label, model_probs}] left to right."""
+    from ferindex.faces.align import align_face_with_landmarks
+    from ferindex.io.decode import load_rgb
+
+    rgb = load_rgb(path)
+    dets = sorted(detector.detect(rgb), key=lambda d: (d.box[0], d.box[1]))
+    if not dets:
+        return []
+    aligned = [align_face_with_landmarks(rgb, d.landmarks) for d in dets]
+    chips = np.stack([a[0] for a in aligned])
+    lms = np.stack([a[1] for a in aligned])
+    Z, P = model.embed_and_proba(chips, lms if lms.shape[1:] == (68, 2) else None)
+    votes = knn.predict_proba(Z)
+    classes = model.classes
+    return [{"box": [int(v) for v in d.box],
+             "label": classes[int(v.argmax())],
+             "probs": {c: round(float(x), 4) for c, x in zip(classes, v)},
+             "model_label": classes[int(p.argmax())],
+             "model_probs": {c: round(float(x), 4) for c, x in zip(classes, p)}}
+            for d, v, p in zip(dets, votes, P)]
+
+
+def classify_paths(paths: Iterable[str | Path], model, detector, knn: KNNClassifier
+                   ) -> Iterator[dict]:
+    """{path, faces} per photo, or {path, error} for a file that cannot be used."""
+    for path in expand(paths):
+        try:
+            yield {"path": str(path), "faces": classify_photo(path, model, detector, knn)}
+        except FerindexError as e:
+            yield {"path": str(path), "error": str(e)}
+        except OSError as e:
+            yield {"path": str(path), "error": f"{path}: {e.strerror or e}"}

@@ -1,0 +1,77 @@
+"""The evaluation protocol of DESIGN §6, as functions returning plain dicts, so the evaluation
+script, the model card and the regression tests compute the same numbers the same way."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .analysis.metrics import (acc_at_k, confusion, kmeans_nmi_f1, knn_accuracy, map_at_r, recall_at_k,
+                               save_confusion_png)
+from .data.ckplus import load_ckplus, subject_folds
+from .data.fer import load_fer
+from .embed import ExpressionModel
+
+K = 11  # SGM Fig. 5
+
+
+def fer_plus_test(model: ExpressionModel, full: bool = True, confusion_png: Path | None = None) -> dict:
+    """FER+ PrivateTest (test rows identical to a Training image dropped): softmax accuracy and
+    KNN(K=11) accuracy against the shipped Training bank; with `full`, the retrieval and
+    clustering metrics too."""
+    test = load_fer("test", "ferplus")
+    z, p = model.embed_and_proba(test.images)
+    bank_z, bank_y = model.reference_bank()
+    out = {"n": len(test), "softmax_acc": float((p.argmax(1) == test.labels).mean()),
+           "knn11_acc": knn_accuracy(bank_z, bank_y, z, test.labels, k=K, metric=model.metric)}
+    if full:
+        nmi, f1 = kmeans_nmi_f1(z, test.labels)
+        out |= {"recall_at_k": recall_at_k(z, test.labels, metric=model.metric),
+                "acc_at_k": acc_at_k(z, test.labels, metric=model.metric),
+                "nmi": nmi, "f1": f1, "map_at_r": map_at_r(z, test.labels, metric=model.metric)}
+        from .analysis.knn import KNNClassifier
+
+        pred = KNNClassifier(k=K, metric=model.metric).fit(bank_z, bank_y).predict(z)
+        cm = confusion(test.labels, pred, len(model.classes))
+        out["confusion_knn"] = cm.tolist()
+        if confusion_png is not None:
+            save_confusion_png(cm, model.classes, confusion_png)
+    return out
+
+
+def fer2013_test(model: ExpressionModel) -> dict:
+    """Original 7-class FER2013 PrivateTest accuracy by KNN(K=11) on the Training faces' original
+    labels (the model's own classes are FER+'s). Reported on the full test split (as published
+    numbers are) and with duplicates of Training images dropped."""
+    train = load_fer("train", "fer2013")
+    ref = model.embed(train.images)
+    out = {}
+    for name, dedup in (("all", False), ("dedup", True)):
+        test = load_fer("test", "fer2013", dedup=dedup)
+        out[f"knn11_acc_{name}"] = knn_accuracy(ref, train.labels, model.embed(test.images), test.labels, k=K,
+                                                metric=model.metric)
+        out[f"n_{name}"] = len(test)
+    return out
+
+
+def ckplus_cross(model: ExpressionModel) -> dict:
+    """CK+48 cross-dataset (the model never saw CK+): KNN against the FER+ bank, softmax, and
+    k-means NMI of the CK+ embeddings (K = 7 CK+ classes)."""
+    ck = load_ckplus(classes=model.classes)
+    z, p = model.embed_and_proba(ck.images)
+    bank_z, bank_y = model.reference_bank()
+    nmi, f1 = kmeans_nmi_f1(z, ck.labels)
+    return {"n": len(ck), "knn11_acc": knn_accuracy(bank_z, bank_y, z, ck.labels, k=K, metric=model.metric),
+            "softmax_acc": float((p.argmax(1) == ck.labels).mean()), "nmi": nmi, "f1": f1}
+
+
+def ckplus_subject_cv(model: ExpressionModel, n_folds: int = 10, seed: int = 0) -> dict:
+    """10-fold subject-independent CV on CK+48 with the frozen embedding: each fold is classified
+    by KNN(K=11) against the other folds' faces, and no subject is in two folds."""
+    ck = load_ckplus(classes=model.classes)
+    z = model.embed(ck.images)
+    accs = []
+    for fold in subject_folds(ck.groups, n_folds, seed):
+        rest = np.setdiff1d(np.arange(len(ck)), fold)
+        accs.append(knn_accuracy(z[rest], ck.labels[rest], z[fold], ck.labels[fold], k=K, metric=model.metric))
+    return {"folds": n_folds, "knn11_acc_mean": float(np.mean(accs)), "knn11_acc_std": float(np.std(accs))}

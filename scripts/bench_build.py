@@ -1,0 +1,135 @@
+"""Album pipeline speed: build throughput, search latency, end-to-end query latency.
+
+1. `build`: a fresh index (in a temporary folder) over every photo in <data>/photos
+   (dlib_faces, dlib_johns, face_recognition): photos/s and faces/s for the whole
+   scan -> decode -> detect -> landmarks -> align -> identity -> embed -> commit path,
+   plus the time of an unchanged rebuild.
+2. `search`: p50/p95 latency of one k-NN query against 10k and 100k indexed faces. These vectors
+   are SYNTHETIC (Gaussian, the model's dimension) inserted straight into the vector index: the
+   shared photos hold only a few hundred faces, and search cost depends on count and dimension,
+   not on where vectors came from. Index construction time is reported too (what a reader pays
+   when it has to rebuild a stale cache).
+3. `query`: end-to-end latency of `query_photo` (decode, detect, align, embed, search) on a real
+   photo against the index of step 1, model already loaded; and one cold `ferindex query` process
+   (includes Python, torch and model start-up).
+Usage: python scripts/bench_build.py [--sizes 10000 100000] [--queries 200] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ferindex.config import DATA_HINT, data_dir
+from ferindex.embed import load_model
+from ferindex.pipeline.build import BuildOptions, build_album
+from ferindex.pipeline.query import query_photo
+from ferindex.store.vectors import HNSW_THRESHOLD, VectorIndex
+
+QUERY_PHOTO = "photos/dlib_faces/2008_001322.jpg"
+
+
+def _pct(samples: list[float]) -> dict:
+    a = np.asarray(samples) * 1000
+    return {"p50_ms": round(float(np.percentile(a, 50)), 3),
+            "p95_ms": round(float(np.percentile(a, 95)), 3), "n": len(a)}
+
+
+def bench_build(photos: Path, index: Path) -> dict:
+    t0 = time.perf_counter()
+    rep = build_album(photos, index, BuildOptions())
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    again = build_album(photos, index, BuildOptions())
+    second = time.perf_counter() - t0
+    return {"photos": rep.seen, "processed": rep.detected, "faces": rep.faces_added,
+            "errors": len(rep.errors), "seconds": round(first, 2),
+            "photos_per_s": round(rep.detected / first, 2),
+            "faces_per_s": round(rep.faces_added / first, 2),
+            "unchanged_rebuild_s": round(second, 3), "unchanged_detected": again.detected}
+
+
+def bench_search(sizes: list[int], dim: int, n_queries: int, k: int = 10) -> list[dict]:
+    rng = np.random.default_rng(0)
+    out = []
+    for n in sizes:
+        X = rng.standard_normal((n, dim), dtype=np.float32)
+        t0 = time.perf_counter()
+        vi = VectorIndex.from_vectors(np.arange(n), X, kind="expression", model_id="synthetic",
+                                      metric="euclidean")
+        built = time.perf_counter() - t0
+        Q = rng.standard_normal((n_queries, dim), dtype=np.float32)
+        times = []
+        for q in Q:
+            t0 = time.perf_counter()
+            vi.search(q, k)
+            times.append(time.perf_counter() - t0)
+        out.append({"faces": n, "vectors": "synthetic", "dim": dim, "k": k,
+                    "index": "HNSW" if n > HNSW_THRESHOLD else "flat (exact)",
+                    "build_s": round(built, 3), **_pct(times)})
+    return out
+
+
+def bench_query(photo: Path, index: Path, repeats: int) -> dict:
+    query_photo(photo, index, k=10)  # warm: model, detector, FAISS file
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        query_photo(photo, index, k=10)
+        times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "ferindex.cli.app", "query", str(photo),
+                           "--index", str(index), "--json"], capture_output=True, text=True)
+    cold = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"cold query failed: {proc.stderr.strip()}")
+    return {"photo": str(photo), "warm": _pct(times), "cold_cli_s": round(cold, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=10, help="end-to-end query repetitions")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    data = data_dir()
+    if data is None:
+        raise SystemExit(DATA_HINT)
+    model = load_model()
+    env = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+           "model": model.model_id, "dim": model.dim}
+    with tempfile.TemporaryDirectory(prefix="ferindex-bench-") as tmp:
+        index = Path(tmp) / "index"
+        result = {"env": env, "build": bench_build(data / "photos", index),
+                  "search": bench_search(args.sizes, model.dim, args.queries),
+                  "query": bench_query(data / QUERY_PHOTO, index, args.repeats)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    b, q = result["build"], result["query"]
+    print(f"model {env['model']} (d={env['dim']}), {env['cores']} cores")
+    print(f"build over {data / 'photos'}: {b['photos']} photos ({b['errors']} errors), "
+          f"{b['faces']} faces in {b['seconds']} s -> {b['photos_per_s']} photos/s, "
+          f"{b['faces_per_s']} faces/s; unchanged rebuild {b['unchanged_rebuild_s']} s "
+          f"({b['unchanged_detected']} photos re-detected)")
+    print("search latency, one query, k=10 (SYNTHETIC vectors inserted into the index):")
+    print(f"  {'faces':>8} {'index':>13} {'build s':>8} {'p50 ms':>8} {'p95 ms':>8}")
+    for s in result["search"]:
+        print(f"  {s['faces']:>8} {s['index']:>13} {s['build_s']:>8} {s['p50_ms']:>8} "
+              f"{s['p95_ms']:>8}")
+    print(f"end-to-end query (decode+detect+align+embed+search) on {Path(q['photo']).name}: "
+          f"p50 {q['warm']['p50_ms']} ms, p95 {q['warm']['p95_ms']} ms (model loaded); "
+          f"cold `ferindex query` process {q['cold_cli_s']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""End-to-end expression accuracy on whole photos of unseen people (Yale faces).
+
+Photos: yalefaces/subjectNN.{happy,sad,surprised,normal} (320x243 GIFs without extension), 15
+people. subject04.normal and subject04.sad are byte-identical, so both are dropped (58 photos).
+Pipeline: load_rgb -> HOG detector (upsample 1, best-scoring face) -> crop -> the expression
+model (ferindex.embed.load_model). Two crops are compared: `aligned` (similarity warp onto the
+FER template, faces/align.py) and `box` (square detector-box crop, the naive baseline).
+Condition -> FER+ class: happy->happiness, sad->sadness, surprised->surprise, normal->neutral.
+Reported per crop: softmax argmax over all model classes, argmax restricted to the 4 classes,
+and KNN (K=11, model metric) against the model's reference bank. Photos without a detected face
+count as errors.
+Usage: python scripts/eval_yale.py [--crop aligned box] [--model NAME_OR_PATH] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+
+import numpy as np
+
+from ferindex.config import DATA_HINT, data_dir
+from ferindex.embed import load_model
+from ferindex.faces import align
+from ferindex.faces.detect import make_detector
+from ferindex.io.decode import load_rgb
+
+CONDITIONS = {"happy": "happiness", "sad": "sadness", "surprised": "surprise", "normal": "neutral"}
+DUPLICATES = {"subject04.normal", "subject04.sad"}
+K = 11
+
+
+def knn_predict(z: np.ndarray, bank: np.ndarray, labels: np.ndarray, metric: str, k: int = K
+                ) -> np.ndarray:
+    """Majority label of the k nearest bank embeddings (ties: the nearer neighbours win)."""
+    if metric == "cosine":
+        zn = z / np.linalg.norm(z, axis=1, keepdims=True).clip(1e-12)
+        bn = bank / np.linalg.norm(bank, axis=1, keepdims=True).clip(1e-12)
+        dist = -zn @ bn.T
+    else:
+        dist = (z ** 2).sum(1)[:, None] - 2 * z @ bank.T + (bank ** 2).sum(1)[None]
+    nearest = np.argsort(dist, axis=1)[:, :k]
+    out = []
+    for row in labels[nearest]:
+        counts = Counter(row.tolist())
+        top = max(counts.values())
+        out.append(next(lab for lab in row if counts[lab] == top))
+    return np.asarray(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--crop", nargs="+", default=["aligned", "box"], choices=["aligned", "box"])
+    ap.add_argument("--model", default=None, help="model name, card path or folder")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    root = data_dir()
+    if root is None:
+        print(DATA_HINT, file=sys.stderr)
+        return 2
+    model = load_model(args.model)
+    missing = [c for c in CONDITIONS.values() if c not in model.classes]
+    if missing:
+        print(f"model {model.model_id} lacks classes {missing}", file=sys.stderr)
+        return 2
+    detector = make_detector("hog", upsample=1)
+    photos = sorted(p for p in (root / "yalefaces").iterdir()
+                    if p.suffix.lstrip(".") in CONDITIONS and p.name not in DUPLICATES)
+    truth, crops, marks, found = [], {c: [] for c in args.crop}, {c: [] for c in args.crop}, []
+    for path in photos:
+        rgb = load_rgb(path)
+        dets = detector.detect(rgb)
+        truth.append(model.classes.index(CONDITIONS[path.suffix.lstrip(".")]))
+        found.append(bool(dets))
+        if not dets:
+            continue
+        d = dets[0]
+        for crop in args.crop:
+            if crop == "aligned":
+                chip, lm = align.align_face_with_landmarks(rgb, d.landmarks, model.input_size)
+            else:
+                m = align.box_matrix(d.box, model.input_size)
+                chip, lm = align.warp(rgb, m, model.input_size), align.apply_transform(m, d.landmarks)
+            crops[crop].append(chip)
+            marks[crop].append(lm)
+    truth, found = np.asarray(truth), np.asarray(found)
+    four = [model.classes.index(c) for c in CONDITIONS.values()]
+    bank, bank_labels = model.reference_bank()
+    results = []
+    for crop in args.crop:
+        z, proba = model.embed_and_proba(np.asarray(crops[crop]), np.asarray(marks[crop]))
+        preds = {
+            "softmax": proba.argmax(1),
+            "softmax_4": np.asarray(four)[proba[:, four].argmax(1)],
+            f"knn{K}": knn_predict(z, bank, bank_labels, model.metric),
+        }
+        row = {"crop": crop, "photos": len(truth), "detected": int(found.sum())}
+        for name, pred in preds.items():
+            correct = pred == truth[found]
+            row[name] = float(correct.sum() / len(truth))
+            row[name + "_per_condition"] = {
+                cond: float(correct[truth[found] == model.classes.index(cls)].mean())
+                for cond, cls in CONDITIONS.items()}
+        results.append(row)
+    if args.json:
+        print(json.dumps({"model": model.model_id, "results": results}, indent=1))
+        return 0
+    print(f"model {model.model_id}; {len(truth)} photos, {int(found.sum())} with a face")
+    print(f"{'crop':8s} {'softmax':>8s} {'softmax4':>9s} {'knn' + str(K):>7s}   per condition "
+          "(softmax4: " + ", ".join(CONDITIONS) + ")")
+    for r in results:
+        per = " ".join(f"{v:.2f}" for v in r["softmax_4_per_condition"].values())
+        print(f"{r['crop']:8s} {r['softmax']:8.3f} {r['softmax_4']:9.3f} {r[f'knn{K}']:7.3f}   {per}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

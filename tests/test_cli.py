@@ -1,0 +1,122 @@
+"""The command line on the bundled sample album (needs no research data): JSON keys, exit codes,
+and one-line messages instead of tracebacks."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ferindex.cli.app import app
+from ferindex.store.lock import WriteLock
+
+runner = CliRunner()
+
+
+def _run(*args: str, cwd: Path | None = None):
+    if cwd is None:
+        return runner.invoke(app, list(args))
+    import os
+
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(app, list(args))
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture(scope="module")
+def album(tmp_path_factory) -> Path:
+    """The quickstart album, built once through the CLI (identity descriptors skipped: faster)."""
+    root = tmp_path_factory.mktemp("cli") / "demo"
+    res = _run("sample-album", str(root), "--json")
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.stdout)["photos"]) == 9
+    res = _run("build", str(root), "--no-identity", "--json")
+    assert res.exit_code == 0, res.output
+    stats = json.loads(res.stdout)
+    assert stats["new"] == 9 and stats["errors"] == []
+    return root
+
+
+def test_build_json_reports_counts(album):
+    res = _run("build", str(album), "--json")
+    assert res.exit_code == 0
+    stats = json.loads(res.stdout)
+    for key in ("album", "index", "model_id", "seen", "new", "skipped", "detected", "faces_added",
+                "errors", "known_errors", "seconds", "photos_per_s", "totals"):
+        assert key in stats, key
+    assert stats["skipped"] == 9 and stats["detected"] == 0
+
+
+def test_info_json_keys_and_counts(album):
+    res = _run("info", "--album", str(album), "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    for key in ("photos", "faces", "errors", "noface", "model", "size_bytes", "last_build",
+                "vectors", "caches_fresh"):
+        assert key in doc, key
+    assert doc["photos"] == 9 and doc["noface"] == 2 and doc["errors"] == 0
+    assert doc["faces"] >= 7 and doc["vectors"]["expression"] == doc["faces"]
+    assert doc["model"] and doc["size_bytes"] > 0 and doc["caches_fresh"]
+    human = _run("info", "--album", str(album))
+    assert human.exit_code == 0 and "photos" in human.stdout
+
+
+def test_query_json_lists_nearest_faces(album):
+    res = _run("query", str(album / "astronaut.jpg"), "--album", str(album), "--k", "4", "--json")
+    assert res.exit_code == 0, res.output
+    hits = json.loads(res.stdout)
+    assert isinstance(hits, list) and len(hits) == 4
+    for h in hits:
+        assert {"path", "box", "distance", "label", "face_id", "photo_id", "query"} <= set(h)
+        assert len(h["box"]) == 4
+    assert hits[0]["path"].endswith("astronaut.jpg") and hits[0]["distance"] < 1e-3
+    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+    assert hits[0]["query"]["box"] == hits[0]["box"]
+
+
+def test_query_default_index_from_cwd(album):
+    res = _run("query", "astronaut.jpg", "--k", "2", cwd=album)
+    assert res.exit_code == 0, res.output
+    assert "nearest faces" in res.stdout
+
+
+def test_query_photo_without_face_exits_1(album):
+    res = _run("query", str(album / "no_people" / "coffee.jpg"), "--album", str(album))
+    assert res.exit_code == 1
+    assert "no face found" in res.stderr and "Traceback" not in res.output
+    res = _run("query", str(album / "no_people" / "coffee.jpg"), "--album", str(album), "--json")
+    assert res.exit_code == 1 and json.loads(res.stdout)["exit_code"] == 1
+
+
+def test_query_bad_image_exits_2(album, tmp_path):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    res = _run("query", str(bad), "--album", str(album))
+    assert res.exit_code == 2
+    assert "notes.jpg" in res.stderr and "not an image" in res.stderr
+    assert "Traceback" not in res.output
+    res = _run("query", str(tmp_path / "missing.jpg"), "--album", str(album))
+    assert res.exit_code == 2 and "not found" in res.stderr
+
+
+def test_query_face_out_of_range_exits_2(album):
+    res = _run("query", str(album / "grace_hopper.jpg"), "--album", str(album), "--face", "5")
+    assert res.exit_code == 2 and "out of range" in res.stderr
+
+
+def test_missing_index_is_explained(tmp_path):
+    res = _run("query", "x.jpg", cwd=tmp_path)
+    assert res.exit_code == 2
+    assert "--index" in res.stderr and "--album" in res.stderr
+    res = _run("info", "--index", str(tmp_path / "nothing"), "--json")
+    assert res.exit_code == 2 and "no index at" in json.loads(res.stdout)["error"]
+
+
+def test_second_writer_is_refused(album):
+    with WriteLock(album / ".ferindex"):
+        res = _run("build", str(album))
+    assert res.exit_code == 2 and "another build is running on" in res.stderr

@@ -1,0 +1,41 @@
+"""Training data loaders: the FER+ protocol and honest splits."""
+from __future__ import annotations
+
+import numpy as np
+
+from ferindex.data.ckplus import load_ckplus, subject_folds
+from ferindex.data.fer import FERPLUS_CLASSES, load_fer
+from ferindex.data.samplers import ClassBalancedBatchSampler
+
+
+def test_fer_plus_test_split_drops_training_duplicates(data_dir) -> None:
+    raw = np.load(data_dir / "fer2013" / "fer2013.npz")
+    full = load_fer("test", "ferplus", dedup=False)
+    dedup = load_fer("test", "ferplus")
+    train_groups = set(raw["dup_group"][raw["usage"] == 0])
+    assert not train_groups & set(raw["dup_group"][dedup.rows])
+    assert 200 < len(full) - len(dedup) <= 288  # 288 PrivateTest rows duplicate a Training image
+    # FER+ majority never unknown / not-a-face, soft targets are distributions over 8 emotions
+    assert dedup.soft.shape == (len(dedup), 8) and np.allclose(dedup.soft.sum(1), 1)
+    assert (dedup.labels == dedup.soft.argmax(1)).all() and dedup.classes == FERPLUS_CLASSES
+
+
+def test_fer2013_original_labels(data_dir) -> None:
+    train = load_fer("train", "fer2013")
+    assert len(train) == 28709 - int((~np.load(data_dir / "fer2013" / "fer2013.npz")["has_pixels"][:28709]).sum())
+    assert set(np.unique(train.labels)) == set(range(7))
+
+
+def test_ckplus_subject_folds_never_share_a_subject(data_dir) -> None:
+    ck = load_ckplus()
+    assert len(ck) == 981 and len(np.unique(ck.groups)) == 118
+    folds = subject_folds(ck.groups, 10)
+    assert sum(len(f) for f in folds) == len(ck)
+    subj = [set(ck.groups[f]) for f in folds]
+    assert all(not (a & b) for i, a in enumerate(subj) for b in subj[i + 1:])
+
+
+def test_class_balanced_sampler_gives_n_per_class() -> None:
+    labels = np.repeat(np.arange(4), [100, 5, 50, 30])
+    batch = next(iter(ClassBalancedBatchSampler(labels, n_per_class=8)))
+    assert np.bincount(labels[batch], minlength=4).tolist() == [8, 8, 8, 8]

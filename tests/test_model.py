@@ -1,0 +1,61 @@
+"""The shipped default model: loads offline, has the documented API, and holds the quality its
+model card claims (KNN-accuracy regression floors, DESIGN §6)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import ferindex
+from ferindex.config import MODELS_DIR
+from ferindex.errors import ModelError
+
+
+@pytest.fixture(scope="module")
+def model():
+    return ferindex.load_model()
+
+
+def test_default_model_api(model) -> None:
+    card = json.loads((MODELS_DIR / "default.json").read_text())
+    assert model.classes == card["classes"] and len(model.classes) == 8
+    assert model.input_size == 48 and model.metric == "euclidean"
+    crops = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    z, p = model.embed(crops), model.predict_proba(crops)
+    assert z.shape == (5, model.dim) and z.dtype == np.float32 and np.isfinite(z).all()
+    np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
+    # another crop size is resized, not rejected; one 2-D crop is a batch of one
+    assert model.embed(np.zeros((2, 96, 96), np.uint8)).shape == (2, model.dim)
+    assert model.embed(crops[0]).shape == (1, model.dim)
+    bank_z, bank_y = model.reference_bank()
+    assert len(bank_z) == len(bank_y) > 20000 and set(np.unique(bank_y)) == set(range(8))
+    weights = (MODELS_DIR / "default.safetensors").stat().st_size + (MODELS_DIR / "default_bank.npz").stat().st_size
+    assert weights < 50e6
+
+
+def test_bad_model_path_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(ModelError, match="model card not found"):
+        ferindex.load_model(tmp_path / "nope.json")
+    (tmp_path / "m.json").write_text("{}")
+    with pytest.raises(ModelError, match="weights not found"):
+        ferindex.load_model(tmp_path / "m.json")
+
+
+def test_fer_plus_knn_accuracy_holds(model, data_dir) -> None:
+    """FER+ PrivateTest (dedup) KNN(K=11) accuracy within 1 point of the model card."""
+    from ferindex.evaluation import fer_plus_test
+
+    claimed = model.card["metrics"]["fer_plus_private_test"]
+    got = fer_plus_test(model, full=False)
+    assert got["n"] == claimed["n"]
+    assert got["knn11_acc"] >= claimed["knn11_acc"] - 0.01
+    assert got["softmax_acc"] >= claimed["softmax_acc"] - 0.01
+
+
+def test_ckplus_cross_dataset_accuracy_holds(model, data_dir) -> None:
+    """CK+48 cross-dataset KNN accuracy (never trained on CK+) within 2 points of the card."""
+    from ferindex.evaluation import ckplus_cross
+
+    claimed = model.card["metrics"]["ckplus_cross_dataset"]
+    assert ckplus_cross(model)["knn11_acc"] >= claimed["knn11_acc"] - 0.02

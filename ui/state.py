@@ -1,0 +1,233 @@
+"""The open index and the heavy objects every page shares.
+
+Streamlit reruns the whole script on every click, so anything slow (the model, the detector,
+the album's vectors, the FAISS index, KNN banks, sub-class trees, maps) is built once per
+process with `st.cache_resource`, keyed by the index folder and its catalog generation: a
+build that commits faces bumps the generation, and the next rerun sees the new data. User
+labels and people (renamed or merged in the People page) change without a generation bump, so
+they are keyed by their own stamps. SQLite connections must not cross threads and every
+browser session runs in its own thread, so the catalog itself is opened per rerun and only
+plain arrays are cached.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from ferindex.config import INDEX_DIRNAME
+from ferindex.errors import CatalogError, FerindexError
+from ferindex.store.catalog import CATALOG_NAME, Catalog
+
+EXPRESSION = "expression"
+USER_WEIGHT = 2.0  # votes per user-labelled face in KNN, as `ferindex classify --index`
+PREVIEW_SIDE = 320  # px, longest side of the photo previews under search hits
+
+
+class IndexUnavailable(Exception):
+    """Why the app cannot show an index, worded for the person looking at the page."""
+
+
+@dataclass(frozen=True)
+class Index:
+    """What the pages need to know about the index they show (a snapshot taken each rerun)."""
+
+    path: Path
+    generation: int
+    model_id: str
+    model_ref: str
+    metric: str
+    detector: str
+    upsample: int
+    model_pack: str
+    album: Path
+    photos: int
+    faces: int
+    labels_stamp: str  # changes when the user labels a face
+    people_stamp: str  # changes when people are clustered, renamed or merged
+
+
+def locate(text: str) -> Path:
+    """An index folder, or an album folder holding `.ferindex`; else CatalogError with a hint."""
+    from ferindex.pipeline.query import resolve_index
+
+    p = Path(text.strip()).expanduser()
+    if not (p / CATALOG_NAME).is_file() and (p / INDEX_DIRNAME / CATALOG_NAME).is_file():
+        p = p / INDEX_DIRNAME
+    return resolve_index(index=p)
+
+
+def open_index(text: str) -> Index:
+    """Check the index named by the sidebar field; raises IndexUnavailable with the reason."""
+    if not text.strip():
+        raise IndexUnavailable("Enter the folder of an index (built with `ferindex build ALBUM`)"
+                               " in the sidebar, or start the app with"
+                               " `streamlit run ui/app.py -- --index DIR`.")
+    path = Path(text)
+    try:
+        path = locate(text)
+        with Catalog.open(path) as cat:
+            meta = dict(cat.con.execute("SELECT key, value FROM meta").fetchall())
+            counts = cat.counts()
+            people = _stamp(cat.con.execute("SELECT id, name FROM people ORDER BY id").fetchall(),
+                            cat.con.execute("SELECT person_id, COUNT(*), TOTAL(id) FROM faces"
+                                            " GROUP BY person_id ORDER BY person_id").fetchall())
+    except CatalogError as e:
+        raise IndexUnavailable(f"No usable index: {e}") from e
+    except sqlite3.DatabaseError as e:
+        raise IndexUnavailable(f"{path}: not a readable ferindex catalog ({e})") from e
+    if not meta.get("model_id"):
+        raise IndexUnavailable(f"The index at {path} has no finished build yet: run"
+                               f" `ferindex build ALBUM --index {path}`.")
+    if counts["faces"] == 0:
+        raise IndexUnavailable(
+            f"The index at {path} is empty: none of its {counts['photos']} photo(s) has a face"
+            f" ({counts['noface']} without a face, {counts['errors']} unreadable). Add photos"
+            " with faces to the album and run `ferindex build` again.")
+    return Index(
+        path=path, generation=int(meta.get("generation", 0)), model_id=meta["model_id"],
+        model_ref=meta.get("model_ref", ""), metric=meta.get("metric", "euclidean"),
+        detector=meta.get("detector", "hog"), upsample=int(meta.get("upsample", 1)),
+        model_pack=meta.get("model_pack", ""), album=Path(meta.get("album", "")),
+        photos=counts["photos"], faces=counts["faces"],
+        labels_stamp=_stamp(meta.get("user_labels", "")), people_stamp=people)
+
+
+def _stamp(*parts: object) -> str:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
+
+
+@contextmanager
+def catalog(index: Index) -> Iterator[Catalog]:
+    """A connection for this rerun (and this thread) only."""
+    with Catalog.open(index.path) as cat:
+        yield cat
+
+
+# -- process-wide caches ----------------------------------------------------------------------
+
+class SerialDetector:
+    """One detector shared by every browser session: dlib's detectors are not documented as
+    thread-safe, so concurrent sessions take turns."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+
+    def detect(self, rgb: np.ndarray) -> list:
+        with self._lock:
+            return self.inner.detect(rgb)
+
+
+@st.cache_resource(show_spinner="Loading the expression model...")
+def _model(ref: str, model_id: str, index_path: str):
+    from ferindex.pipeline.query import _load_model  # the query path's model/index check
+
+    return _load_model(ref or None, model_id, Path(index_path))
+
+
+def model(index: Index):
+    """The model the index was built with (CatalogError if another one is installed now)."""
+    return _model(index.model_ref, index.model_id, str(index.path))
+
+
+@st.cache_resource(show_spinner="Loading the face detector...")
+def _detector(name: str, upsample: int, model_pack: str) -> SerialDetector:
+    from ferindex.faces.detect import make_detector
+
+    return SerialDetector(make_detector(name, upsample=upsample, model_pack=model_pack or None))
+
+
+def detector(index: Index) -> SerialDetector:
+    """The detector settings the index was built with, so uploads are framed like album faces."""
+    return _detector(index.detector, index.upsample, index.model_pack)
+
+
+@st.cache_resource(show_spinner="Reading the album's faces...", max_entries=4)
+def _album_faces(path: str, generation: int, labels_stamp: str, people_stamp: str):
+    from ferindex.analysis.album import load_faces
+
+    with Catalog.open(path) as cat:
+        return load_faces(cat)
+
+
+def album_faces(index: Index):
+    """AlbumFaces (ids, vectors, labels with the user's labels applied, paths, people)."""
+    return _album_faces(str(index.path), index.generation, index.labels_stamp, index.people_stamp)
+
+
+@st.cache_resource(show_spinner="Opening the vector index...", max_entries=4)
+def _vectors(path: str, generation: int, model_id: str, metric: str):
+    from ferindex.store.vectors import open_index as open_vectors
+
+    with Catalog.open(path) as cat:
+        return open_vectors(cat, path, kind=EXPRESSION, model_id=model_id, metric=metric)
+
+
+def vectors(index: Index):
+    """The FAISS index of the album's expression vectors for this generation."""
+    return _vectors(str(index.path), index.generation, index.model_id, index.metric)
+
+
+@st.cache_resource(show_spinner="Preparing the KNN classifier...", max_entries=4)
+def _knn(path: str, generation: int, labels_stamp: str, _index: Index):
+    from ferindex.analysis.album import user_labels
+    from ferindex.analysis.classify import make_knn
+
+    faces = album_faces(_index)
+    with Catalog.open(path) as cat:
+        mine = user_labels(cat)
+    keep = np.isin(faces.ids, list(mine))
+    user = (faces.X[keep], np.array([mine[int(i)] for i in faces.ids[keep]]))
+    return make_knn(model(_index), user=user, user_weight=USER_WEIGHT)
+
+
+def knn(index: Index):
+    """KNN over the model's reference bank plus the faces the user labelled in this index."""
+    return _knn(str(index.path), index.generation, index.labels_stamp, index)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _thumbs(path: str, generation: int, face_ids: tuple[int, ...]) -> list[np.ndarray]:
+    from ferindex.analysis.album import face_images
+
+    with Catalog.open(path) as cat:
+        return face_images(cat, list(face_ids))
+
+
+def thumbs(index: Index, face_ids) -> list[np.ndarray]:
+    """Colour thumbnails (or aligned chips) of faces, in the order given."""
+    return _thumbs(str(index.path), index.generation, tuple(int(f) for f in face_ids))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _preview(path: str, mtime_ns: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    from ferindex.io.decode import load_rgb
+
+    img = Image.fromarray(load_rgb(path))
+    scale = PREVIEW_SIDE / max(img.size)
+    if scale < 1:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+    else:
+        scale = 1.0
+    ImageDraw.Draw(img).rectangle([round(v * scale) for v in box], outline=(255, 48, 48),
+                                  width=2)
+    return np.asarray(img)
+
+
+def photo_preview(path: Path, box) -> np.ndarray | None:
+    """A small copy of an album photo with the face's box drawn; None if the file is gone or
+    unreadable (the album may have moved since the build)."""
+    try:
+        return _preview(str(path), path.stat().st_mtime_ns, tuple(int(v) for v in box))
+    except (OSError, FerindexError):
+        return None
