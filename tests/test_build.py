@@ -2,7 +2,6 @@
 and incremental rebuilds (unchanged, renamed, deleted, new model)."""
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import signal
@@ -75,8 +74,9 @@ def _check_consistent(index: Path, n_files: int) -> dict:
     with Catalog.open(index) as cat:
         model_id = cat.get_meta("model_id")
         counts = cat.counts()
-        dup_faces = cat.con.execute("SELECT COUNT(*) FROM (SELECT photo_id, face_idx FROM faces "
-                                    "GROUP BY photo_id, face_idx HAVING COUNT(*) > 1)").fetchone()[0]
+        dup_faces = cat.con.execute(
+            "SELECT COUNT(*) FROM (SELECT photo_id, face_idx FROM faces "
+            "GROUP BY photo_id, face_idx HAVING COUNT(*) > 1)").fetchone()[0]
         ids, _ = cat.load_vectors("expression", model_id)
         paths = [r[0] for r in cat.con.execute("SELECT path FROM photos")]
         generation = cat.generation

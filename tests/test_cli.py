@@ -97,7 +97,8 @@ def test_query_bad_image_exits_2(album, tmp_path):
     bad.write_text("not a photo")
     res = _run("query", str(bad), "--album", str(album))
     assert res.exit_code == 2
-    assert "notes.jpg" in res.stderr and "not an image" in res.stderr
+    assert res.stderr.startswith("error: ") and "notes.jpg: " in res.stderr  # file + reason
+    assert "image" in res.stderr.split("notes.jpg: ")[1]
     assert "Traceback" not in res.output
     res = _run("query", str(tmp_path / "missing.jpg"), "--album", str(album))
     assert res.exit_code == 2 and "not found" in res.stderr

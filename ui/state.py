@@ -231,3 +231,56 @@ def photo_preview(path: Path, box) -> np.ndarray | None:
         return _preview(str(path), path.stat().st_mtime_ns, tuple(int(v) for v in box))
     except (OSError, FerindexError):
         return None
+
+
+@st.cache_resource(show_spinner="Discovering sub-classes (EM per expression)...", max_entries=8)
+def _subclasses(path: str, generation: int, labels_stamp: str, levels: int, parts: str | int,
+                min_size: int, _index: Index):
+    from ferindex.analysis.subclasses import SubclassDiscovery
+
+    faces = album_faces(_index)
+    return SubclassDiscovery(max_level=levels, n_components=parts, min_size=min_size).fit(
+        faces.X, faces.labels)
+
+
+def subclasses(index: Index, levels: int = 2, parts: str | int = "bic", min_size: int = 20):
+    """A fitted SubclassDiscovery over the album (paper 003, Alg. 2), cached per settings."""
+    return _subclasses(str(index.path), index.generation, index.labels_stamp, levels, parts,
+                       min_size, index)
+
+
+def map_key(index: Index, method: str) -> tuple[str, object]:
+    """(catalog meta key, Projection): the same key `ferindex map` uses, so the CLI and the UI
+    share one cached map per album, model and method."""
+    from ferindex.analysis.projection import Projection, cache_key
+
+    proj = Projection(method, metric=index.metric)
+    ids = album_faces(index).ids.tolist()
+    return cache_key(index.model_id, ids, method, **proj.params()), proj
+
+
+def has_map(index: Index, method: str) -> bool:
+    key, _ = map_key(index, method)
+    with catalog(index) as cat:
+        return cat.get_meta(key) is not None
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _map(path: str, generation: int, method: str, _index: Index) -> np.ndarray:
+    import json
+
+    key, proj = map_key(_index, method)
+    with Catalog.open(path) as cat:
+        stored = cat.get_meta(key)
+        if stored:
+            return np.asarray(json.loads(stored), dtype=np.float32)
+        xy = proj.fit_transform(album_faces(_index).X)
+        with cat.transaction():
+            cat.set_meta(key, json.dumps(np.round(xy, 4).tolist()))
+    return xy
+
+
+def projection(index: Index, method: str) -> np.ndarray:
+    """(n, 2) map of the album faces (AlbumFaces order): read from the catalog, or computed and
+    stored there."""
+    return _map(str(index.path), index.generation, method, index)

@@ -22,9 +22,10 @@ def make_chips(crops: np.ndarray, inputs: tuple[str, ...], landmarks: np.ndarray
         out["face"] = crops
     if needs_landmarks(inputs):
         from ..faces import chips as fchips  # dlib only when a partial/region model asks for it
+        from ..faces.landmarks import fer_landmarks
 
         if landmarks is None:
-            landmarks = fchips.fer_landmarks(crops)
+            landmarks = fer_landmarks(crops)
         if "partial" in inputs:
             out["partial"] = np.stack([fchips.partial_image(c, l) for c, l in zip(crops, landmarks)])
         if "eyes" in inputs or "mouth" in inputs:

@@ -65,7 +65,7 @@ class BuildReport:
     touched: int = 0  # stat changed but content identical
     skipped: int = 0  # unchanged, not read
     deleted: int = 0  # catalogued photos that no longer exist
-    detected: int = 0  # photos that went through the face detector
+    detected: int = 0  # photos decoded and run through the face detector
     faces_added: int = 0
     faces_removed: int = 0
     reembedded: int = 0  # faces embedded from stored chips (new model)
@@ -122,6 +122,7 @@ class FaceExtractor:
         self.options = options
         self._detector = detector
         self._identity = identity_encoder
+        self.detections = 0  # photos decoded and run through the detector
 
     @property
     def detector(self):
@@ -147,6 +148,7 @@ class FaceExtractor:
 
         rgb = load_rgb(path)
         h, w = rgb.shape[:2]
+        self.detections += 1
         dets = sorted(self.detector.detect(rgb), key=lambda d: (d.box[0], d.box[1]))
         rec = PhotoRecord(rel, size, mtime_ns, digest, "ok" if dets else "noface",
                           width=w, height=h, taken_at=taken_at(path))
@@ -244,7 +246,7 @@ class Builder:
                 rel = _printable(self._rel(item.path))
                 rep.errors.append({"path": rel, "reason": item.reason})
                 if item.reason.startswith("cannot list folder"):
-                    unlisted.append(rel.rstrip("/") + "/")
+                    unlisted.append("" if rel == "." else rel.rstrip("/") + "/")
                 continue
             rel = self._rel(item.path)
             if not _storable(rel):
@@ -338,7 +340,6 @@ class Builder:
         """Never raises for a bad file: the failure becomes an error record with its reason."""
         rep = self.report
         try:
-            rep.detected += 1
             rec = self.extractor.photo(path, rel, size, mtime_ns, digest)
         except BadImageError as e:
             rec = PhotoRecord(rel, size, mtime_ns, digest, "error", error=e.reason)
@@ -347,6 +348,8 @@ class Builder:
         except (Exception, MemoryError) as e:  # a bad file must not stop the build
             rec = PhotoRecord(rel, size, mtime_ns, digest, "error",
                               error=f"{type(e).__name__}: {e}")
+        finally:
+            rep.detected = self.extractor.detections
         if rec.status == "error":
             rep.errors.append({"path": rel, "reason": rec.error})
         return rec

@@ -26,7 +26,8 @@ def _skimage_png(name: str) -> Image.Image:
     try:
         import skimage.data
     except ImportError:
-        raise FerindexError("the sample album needs scikit-image: pip install scikit-image") from None
+        raise FerindexError(
+            "the sample album needs scikit-image: pip install scikit-image") from None
     path = Path(skimage.data.__file__).with_name(name)
     if not path.is_file():
         raise FerindexError(f"{path}: not bundled with this scikit-image version")

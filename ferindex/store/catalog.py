@@ -350,7 +350,8 @@ class Catalog:
     def load_vectors(self, kind: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
         """All vectors of one kind and model: (face ids int64 (N,), float32 (N, d))."""
         rows = self.con.execute(
-            "SELECT face_id, dim, vec FROM vectors WHERE kind = ? AND model_id = ? ORDER BY face_id",
+            "SELECT face_id, dim, vec FROM vectors WHERE kind = ? AND model_id = ?"
+            " ORDER BY face_id",
             (kind, model_id),
         ).fetchall()
         if not rows:

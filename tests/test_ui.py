@@ -1,0 +1,339 @@
+"""The Streamlit UI (ui/app.py) driven by streamlit.testing.v1.AppTest on a small real index
+built from ../shared/data/photos: what each page shows, and the messages for a missing index,
+an empty index, an upload that is not an image and an upload without a face.
+
+Uploads go through AppTest's file_uploader (real bytes into the same code path as a browser
+upload); the browser itself is exercised in test_ui_browser.py.
+"""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("streamlit", reason="the UI needs streamlit: pip install ferindex[ui]")
+pytest.importorskip("plotly", reason="the UI needs plotly: pip install ferindex[ui]")
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from ferindex.config import DATA_HINT, data_dir  # noqa: E402
+from ferindex.pipeline.build import build_album  # noqa: E402
+from ferindex.store.catalog import Catalog  # noqa: E402
+
+DATA = data_dir()
+pytestmark = pytest.mark.skipif(DATA is None, reason=DATA_HINT)
+
+APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
+PHOTOS = "photos"
+QUERY = "photos/face_recognition/examples/obama-240p.jpg"  # not in the album
+TWIN = "obama_small.jpg"  # in the album: the same frame as QUERY, smaller
+
+
+def album_files() -> list[Path]:
+    """3 + 3 one-face chips of two people, a two-face group photo and one Obama frame."""
+    johns = DATA / PHOTOS / "dlib_johns"
+    files = [f for who in ("John_Salley", "John_Savage") for f in sorted((johns / who).glob("*.jpg"))[:3]]
+    return files + [DATA / PHOTOS / "dlib_faces" / "2008_001009.jpg",
+                    DATA / PHOTOS / "face_recognition" / "examples" / TWIN]
+
+
+@pytest.fixture(scope="session")
+def album_index(tmp_path_factory) -> Path:
+    """A real index (build pipeline) of album_files(); tests must not change it."""
+    album = tmp_path_factory.mktemp("ui_album")
+    for f in album_files():
+        prefix = f.parent.name + "_" if f.parent.parent.name == "dlib_johns" else ""
+        shutil.copyfile(f, album / (prefix + f.name))
+    index = album / ".ferindex"
+    report = build_album(album, index)
+    assert report.totals["faces"] >= 8 and not report.errors
+    return index
+
+
+@pytest.fixture
+def own_index(album_index, tmp_path) -> Path:
+    """A private copy of the index for tests that write to it (people, labels, rebuilds)."""
+    dest = tmp_path / "index"
+    shutil.copytree(album_index, dest)
+    return dest
+
+
+def n_faces(index: Path) -> int:
+    with Catalog.open(index) as cat:
+        return cat.counts()["faces"]
+
+
+def open_app(index: Path | str, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.session_state["index_path"] = str(index)
+    at.run()
+    if page:
+        at.sidebar.radio(key="page").set_value(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def captions(at: AppTest) -> list[str]:
+    """Captions of every shown image, in page order (photo previews have none)."""
+    return [c for img in at.image for c in img.captions if c]
+
+
+def upload(at: AppTest, key: str, files) -> AppTest:
+    at.file_uploader(key=key).set_value(files)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    return buf.getvalue()
+
+
+BLANK_PNG = png(np.full((240, 320, 3), 128, np.uint8))
+
+
+# -- index problems ---------------------------------------------------------------------------
+
+def test_no_index_is_a_message(tmp_path):
+    at = open_app(tmp_path / "nowhere")
+    assert len(at.error) == 1
+    assert "no index at" in at.error[0].value and "ferindex build" in at.error[0].value
+    assert not at.image
+
+
+def test_empty_index_is_a_message(tmp_path):
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "blank.png").write_bytes(BLANK_PNG)
+    build_album(album, album / ".ferindex")
+    at = open_app(album)  # an album folder is accepted: its .ferindex is used
+    assert len(at.error) == 1 and "is empty" in at.error[0].value
+    assert "1 without a face" in at.error[0].value
+
+
+def test_index_from_command_line(album_index, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["ui/app.py", "--index", str(album_index)])
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.run()
+    assert at.sidebar.text_input(key="index_path").value == str(album_index)
+    assert f"{n_faces(album_index)} faces" in at.sidebar.caption[0].value
+
+
+# -- search -----------------------------------------------------------------------------------
+
+def test_search_upload_shows_nearest_faces_with_photos(album_index):
+    at = open_app(album_index, "Search")
+    assert "Upload a photo" in at.info[0].value
+    upload(at, "search_upload", (Path(QUERY).name, (DATA / QUERY).read_bytes(), "image/jpeg"))
+    caps = captions(at)
+    assert caps[0].startswith("obama-240p.jpg: ")  # the query face and its label
+    hits = caps[1:]
+    assert len(hits) == n_faces(album_index)  # k=12 > 9 album faces: every face, ranked
+    dists = [float(c.split("d=")[1]) for c in hits]
+    assert dists == sorted(dists)
+    notes = [c.value for c in at.caption]
+    assert TWIN in notes[1]  # nearest: the same frame at another size (notes[0]: query note)
+    previews = [img for img in at.image if not img.captions[0]]
+    assert len(previews) == len(hits)  # each hit's photo with its box
+    at.slider(key="search_k").set_value(3).run()
+    assert len(captions(at)) == 1 + 3
+
+
+def test_search_album_face_excludes_itself_and_filters(own_index):
+    from ferindex.analysis.album import set_user_label
+
+    with Catalog.open(own_index) as cat:
+        ids = [int(r[0]) for r in cat.con.execute("SELECT id FROM faces ORDER BY id")]
+        set_user_label(cat, ids[-1], "surprise")  # the user's label overrides the model's
+    at = open_app(own_index, "Search")
+    at.radio(key="search_source").set_value("Pick a face from the album").run()
+    at.selectbox(key="search_face").set_value(ids[0]).run()
+    assert captions(at)[0] == f"face {ids[0]} · " + captions(at)[0].split(" · ")[1]
+    assert len(captions(at)) == 1 + len(ids) - 1  # every other face, not the query itself
+    assert all(f"face {ids[0]}" not in c.value for c in at.caption)
+    at.multiselect(key="search_expressions").set_value(["surprise"]).run()
+    hits = captions(at)[1:]
+    assert len(hits) == 1 and hits[0].startswith("surprise · d=")
+    assert "matching the filters" in at.markdown[1].value
+
+
+def test_search_person_filter(own_index):
+    from ui.views.people import find_people
+
+    with Catalog.open(own_index) as cat:
+        pass
+    at = open_app(own_index, "People")
+    at.button(key="people_cluster").click().run()
+    with Catalog.open(own_index) as cat:
+        pid, members = cat.con.execute(
+            "SELECT person_id, GROUP_CONCAT(id) FROM faces WHERE person_id IS NOT NULL"
+            " GROUP BY person_id ORDER BY person_id").fetchone()
+    members = {int(m) for m in members.split(",")}
+    at.sidebar.radio(key="page").set_value("Search").run()
+    at.radio(key="search_source").set_value("Pick a face from the album").run()
+    at.multiselect(key="search_people").set_value([pid]).run()
+    shown = {int(c.value.split("face ")[-1]) for c in at.caption[1:]}
+    assert shown and shown <= members
+    assert find_people  # the page's clustering entry point is importable for scripts
+
+
+def test_search_bad_uploads_are_messages(album_index):
+    at = open_app(album_index, "Search")
+    upload(at, "search_upload", ("notes.jpg", b"this is not a photo", "image/jpeg"))
+    assert len(at.error) == 1 and at.error[0].value.startswith("notes.jpg: ")
+    assert "/tmp" not in at.error[0].value and not captions(at)
+    upload(at, "search_upload", ("blank.png", BLANK_PNG, "image/png"))
+    assert [w.value for w in at.warning] == ["blank.png: no face found in this photo"]
+    assert not captions(at)
+
+
+# -- classify ---------------------------------------------------------------------------------
+
+def test_classify_shows_label_and_bars_per_face(album_index):
+    from ferindex.embed import load_model
+
+    classes = load_model().classes
+    at = open_app(album_index, "Classify")
+    group = DATA / PHOTOS / "dlib_faces" / "2008_001009.jpg"
+    upload(at, "classify_upload", [(group.name, group.read_bytes(), "image/jpeg"),
+                                   ("broken.png", b"\x89PNG\r\n\x1a\n broken", "image/png")])
+    assert [s.value for s in at.subheader] == [group.name, "broken.png"]
+    caps = captions(at)
+    assert len(caps) == 2  # the two faces of the group photo, left to right
+    for j, c in enumerate(caps):
+        assert c.startswith(f"face {j + 1}: ") and c.split(": ")[1] in classes
+    texts = [m.value for m in at.markdown if "by KNN vote" in m.value]
+    assert len(texts) == 2 and all("model softmax" in t for t in texts)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 2
+    for chart in charts:
+        names = [t["name"] for t in chart["data"]]
+        assert names == ["KNN votes (K=11)", "model softmax"]
+        assert all(t["y"] == classes for t in chart["data"])
+    assert len(at.error) == 1 and at.error[0].value.startswith("broken.png: ")
+
+
+# -- explore ----------------------------------------------------------------------------------
+
+def test_explore_map_and_picked_faces(own_index):
+    at = open_app(own_index, "Explore")
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sum(len(t["text"]) for t in chart["data"]) == n_faces(own_index)
+    with Catalog.open(own_index) as cat:
+        stored = [k for (k,) in cat.con.execute("SELECT key FROM meta WHERE key LIKE 'projection:%'")]
+        ids = [int(r[0]) for r in cat.con.execute("SELECT id FROM faces ORDER BY id LIMIT 3")]
+    assert len(stored) == 1  # the map is kept in the catalog for the next visit (and the CLI)
+    at.multiselect(key="explore_pick").set_value(ids).run()
+    assert captions(at) == [c for c in captions(at) if c.startswith("face ")]
+    assert [int(c.split()[1]) for c in captions(at)] == ids
+    at.radio(key="explore_colour").set_value("person").run()
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in chart["data"]] == [f"no person ({n_faces(own_index)})"]
+
+
+def test_explore_selection_event_is_read():
+    from ui.views.explore import selected_ids
+
+    event = {"selection": {"points": [{"customdata": [7]}, {"customdata": 3}, {"customdata": [7]}]}}
+    assert selected_ids(type("E", (), event)) == [7, 3]
+    assert selected_ids(None) == []
+
+
+# -- sub-classes, summary ---------------------------------------------------------------------
+
+def test_subclasses_tree_with_top16_grids(album_index):
+    from ferindex.analysis.album import load_faces
+    from ferindex.analysis.subclasses import SubclassDiscovery
+
+    with Catalog.open(album_index) as cat:
+        faces = load_faces(cat)
+    names, sizes = np.unique(faces.labels, return_counts=True)
+    largest = str(names[np.argmax(sizes)])
+    at = open_app(album_index, "Sub-classes")
+    at.selectbox(key="sub_expression").set_value(largest).run()
+    at.selectbox(key="sub_parts").set_value(2).run()
+    at.number_input(key="sub_min_size").set_value(2).run()
+    tree = SubclassDiscovery(max_level=2, n_components=2, min_size=2).fit(faces.X, faces.labels)
+    nodes = [n for i, n in tree.tree_.items() if i == largest or i.startswith(largest + "/")]
+    assert [e.label.strip("\u2003") for e in at.expander] == [
+        f"{n.id} — {n.size} faces" for n in nodes]
+    for exp, node in zip(at.expander, nodes):
+        assert len([c for img in exp.image for c in img.captions]) == min(16, node.size)
+    if sizes.max() >= 4:  # two parts of at least 2 faces each: the class must split
+        assert len(nodes) >= 3 and nodes[1].id == f"{largest}/0"
+
+
+def test_summary_shows_n_faces(album_index):
+    at = open_app(album_index, "Summary")
+    assert len(captions(at)) == 12 if n_faces(album_index) >= 12 else n_faces(album_index)
+    at.number_input(key="summary_n").set_value(4).run()
+    caps = captions(at)
+    assert len(caps) == 4 and len({c.split("face ")[1] for c in caps}) == 4
+    assert at.markdown[0].value.startswith(f"**4 of {n_faces(album_index)} faces**")
+
+
+# -- people -----------------------------------------------------------------------------------
+
+def test_people_cluster_rename_merge_persist(own_index):
+    at = open_app(own_index, "People")
+    assert "No people yet" in at.info[0].value
+    at.button(key="people_cluster").click().run()
+    assert at.success[0].value.endswith("people found.")
+    with Catalog.open(own_index) as cat:
+        people = cat.con.execute("SELECT person_id, COUNT(*) FROM faces WHERE person_id IS NOT"
+                                 " NULL GROUP BY person_id ORDER BY COUNT(*) DESC, person_id").fetchall()
+        salley = {r[0] for r in cat.con.execute(
+            "SELECT f.person_id FROM faces f JOIN photos p ON p.id = f.photo_id"
+            " WHERE p.path LIKE 'John_Salley_%'")}
+    assert len(people) >= 2 and len(salley) == 1 and None not in salley
+    heads = [s.value for s in at.subheader]
+    assert heads == [f"person {pid} — {n} faces" for pid, n in people]
+
+    first = people[0][0]
+    at.text_input(key=f"rename_{first}").set_value("Alice")
+    at.button(key="FormSubmitter:people_rename_%d-Rename" % first).click().run()
+    assert at.success[0].value == f"person {first} is now Alice."
+    assert at.subheader[0].value == f"Alice — {people[0][1]} faces"
+    with Catalog.open(own_index) as cat:
+        assert cat.con.execute("SELECT name FROM people WHERE id = ?", (first,)).fetchone()[0] == "Alice"
+
+    second = people[1][0]
+    at.selectbox(key="merge_keep").set_value(first)
+    at.selectbox(key="merge_other").set_value(second)
+    at.button(key="FormSubmitter:people_merge-Merge").click().run()
+    assert at.success[0].value == f"Merged person {second} into Alice."
+    assert at.subheader[0].value == f"Alice — {people[0][1] + people[1][1]} faces"
+    assert len(at.subheader) == len(people) - 1
+    with Catalog.open(own_index) as cat:
+        assert cat.con.execute("SELECT COUNT(*) FROM people WHERE id = ?", (second,)).fetchone()[0] == 0
+
+
+# -- caches follow the index ------------------------------------------------------------------
+
+def test_rebuilt_index_is_shown_without_restart(own_index, tmp_path):
+    """Cached arrays are keyed by the catalog generation: a build that adds faces shows up."""
+    at = open_app(own_index, "Summary")
+    before = n_faces(own_index)
+    album = tmp_path / "album"
+    shutil.copytree(Path(json_meta(own_index, "album")), album)
+    shutil.copyfile(DATA / "photos/dlib_johns/John_Simm" / sorted(
+        p.name for p in (DATA / "photos/dlib_johns/John_Simm").glob("*.jpg"))[0],
+        album / "John_Simm_extra.jpg")
+    build_album(album, own_index)
+    at.run()
+    assert n_faces(own_index) == before + 1
+    assert at.markdown[0].value.startswith(f"**12 of {before + 1} faces**"
+                                           if before + 1 >= 12 else f"**{before + 1} of")
+
+
+def json_meta(index: Path, key: str) -> str:
+    with Catalog.open(index) as cat:
+        return cat.get_meta(key)
