@@ -260,6 +260,14 @@ def _synthetic_index(tmp_path):
                                   probs_model="m", vectors={("expression", "m"): expr[i],
                                                             ("identity", "dlib"): ident[i]})
                 cat.add_photo(PhotoRecord(f"p{i}.jpg", 1, 1, f"h{i}", "ok", faces=[face]))
+            # KNN votes as a build stores them: happiness faces with shares 0.5 .. 0.95
+            ids = cat.load_vectors("expression", "m")[0].tolist()
+            votes = np.zeros((24, 8), np.float32)
+            share = 0.5 + 0.45 * (np.arange(24) % 7) / 6
+            col = np.where(labels == "happiness", 1, 0)
+            votes[np.arange(24), col] = share
+            votes[np.arange(24), 6] = 1 - share
+            cat.set_knn_labels(ids, votes, labels.tolist(), "m")
             cat.set_meta("model_id", "m")
             cat.set_meta("album", str(tmp_path))
     return tmp_path
@@ -290,3 +298,20 @@ def test_cli_analysis_commands_json(tmp_path):
     assert sorted(p["count"] for p in json.loads(r.stdout)) == [8, 16]
     r = run("find", "--person", "abc")
     assert r.exit_code == 2 and "abc" in json.loads(r.stdout)["error"]
+
+    # "this person, smiling": only that person's happiness faces, highest vote share first
+    people = json.loads(run("people").stdout)
+    pid = people[-1]["id"]
+    r = run("find", "--person", str(pid), "--expression", "happy", "--k", "50")
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.stdout)
+    assert hits and all(h["person_id"] == pid and h["label"] == "happiness" for h in hits)
+    assert all(h["label_source"] == "knn" and h["score"] == h["confidence"] for h in hits)
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
+    everyone = json.loads(run("find", "--expression", "happiness", "--k", "50").stdout)
+    assert len(everyone) == 12 and len(hits) < 12
+    r = run("find", "--expression", "sleepy")
+    assert r.exit_code == 2 and "unknown expression" in json.loads(r.stdout)["error"]
+    r = run("subclasses", "--components", "1")
+    assert r.exit_code == 2 and "--components" in json.loads(r.stdout)["error"]

@@ -255,6 +255,7 @@ def test_incremental_build_skips_moves_deletes_and_reembeds(tmp_path):
     first = build_album(album, index, opts, detector=det)
     t_first = time.perf_counter() - t0
     assert det.calls == first.detected == 8 and first.faces_added >= 8
+    assert first.knn_labelled == first.faces_added  # every new face gets its KNN vote
 
     det.calls = 0
     t0 = time.perf_counter()
@@ -262,6 +263,7 @@ def test_incremental_build_skips_moves_deletes_and_reembeds(tmp_path):
     t_second = time.perf_counter() - t0
     print(f"unchanged rebuild: {t_second:.3f} s vs {t_first:.3f} s ({t_second / t_first:.1%})")
     assert det.calls == second.detected == 0 and second.skipped == 8
+    assert second.knn_labelled == 0
     assert t_second < 0.10 * t_first  # measured ~1%; the counts above are the strict check
 
     with Catalog.open(index) as cat:
@@ -284,8 +286,10 @@ def test_incremental_build_skips_moves_deletes_and_reembeds(tmp_path):
     new_model = RenamedModel(load_model(), "retrained-model")
     fourth = build_album(album, index, opts, detector=det, model=new_model)
     assert det.calls == 0 and fourth.reembedded == len(after)
+    assert fourth.knn_labelled == len(after)  # votes recomputed with the new model's vectors
     with Catalog.open(index) as cat:
         assert cat.get_meta("model_id") == "retrained-model"
+        assert cat.faces_without_knn("retrained-model") == []
     _check_consistent(index, 7)
     vi, side = VectorIndex.load(index, "expression")
     assert side.model_id == "retrained-model" and vi.count == len(after)

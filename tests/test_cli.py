@@ -121,3 +121,80 @@ def test_second_writer_is_refused(album):
     with WriteLock(album / ".ferindex"):
         res = _run("build", str(album))
     assert res.exit_code == 2 and "another build is running on" in res.stderr
+
+
+def _faces_by_path(album: Path) -> dict[str, list[dict]]:
+    from ferindex.store.catalog import Catalog
+
+    with Catalog.open(album / ".ferindex") as cat:
+        details = cat.face_details(cat.load_vectors("expression", cat.get_meta("model_id"))[0])
+    out: dict[str, list[dict]] = {}
+    for d in sorted(details.values(), key=lambda d: d["face_id"]):
+        out.setdefault(d["path"], []).append(d)
+    return out
+
+
+def test_build_stores_knn_votes_equal_to_classify(album):
+    """Each face's stored KNN label is the K=11 vote `classify` computes for the same photo."""
+    res = _run("info", "--album", str(album), "--json")
+    doc = json.loads(res.stdout)
+    assert sum(doc["labels"].values()) == doc["faces"] and doc["user_labels"] == 0
+    stored = {tuple(d["box"]): d for d in _faces_by_path(album)["astronaut.jpg"]}
+    res = _run("classify", str(album / "astronaut.jpg"), "--json")
+    assert res.exit_code == 0, res.output
+    faces = json.loads(res.stdout)[0]["faces"]
+    assert len(faces) == len(stored) == 2
+    for f in faces:
+        d = stored[tuple(f["box"])]
+        assert d["knn_label"] == f["label"]
+        assert d["knn_probs"].tolist() == pytest.approx(list(f["probs"].values()), abs=1e-3)
+        assert d["label"] == f["model_label"]  # the softmax is kept beside the votes
+
+
+def test_label_overrides_and_joins_the_votes(album):
+    q = ["query", str(album / "grace_hopper.jpg"), "--album", str(album), "--k", "1", "--json"]
+    hit = json.loads(_run(*q).stdout)[0]
+    assert hit["label_source"] == "knn" and hit["model_label"]
+    fid = hit["face_id"]
+    res = _run("label", str(fid), "surprised", "--album", str(album), "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"face_id": fid, "label": "surprise",
+                                      "knn_relabelled": json.loads(_run(
+                                          "info", "--album", str(album), "--json").stdout)["faces"]}
+    hit = json.loads(_run(*q).stdout)[0]
+    assert (hit["label"], hit["label_source"], hit["label_prob"]) == ("surprise", "user", 1.0)
+    # the query face itself (identical to the labelled one) now takes the user's label by KNN
+    assert hit["query"]["label"] == "surprise" and hit["query"]["model_label"]
+    assert json.loads(_run("info", "--album", str(album), "--json").stdout)["user_labels"] == 1
+    assert "(you)" in _run(*q[:-1]).stdout
+    res = _run("label", str(fid), "none", "--album", str(album), "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["label"] is None
+    assert json.loads(_run(*q).stdout)[0]["label_source"] == "knn"
+    res = _run("label", "99999", "happy", "--album", str(album), "--json")
+    assert res.exit_code == 2 and "no face with id 99999" in json.loads(res.stdout)["error"]
+
+
+def test_query_person_restricts_hits(album):
+    from ferindex.store.catalog import Catalog
+
+    mine = [d["face_id"] for p, ds in _faces_by_path(album).items() if p.startswith("grace")
+            for d in ds]
+    with Catalog.open(album / ".ferindex") as cat:
+        with cat.transaction():
+            pid = cat.add_person("Grace")
+            cat.set_person(mine, pid)
+    try:
+        for who in ("Grace", str(pid)):
+            res = _run("query", str(album / "astronaut.jpg"), "--album", str(album), "--k", "20",
+                       "--person", who, "--json")
+            assert res.exit_code == 0, res.output
+            hits = json.loads(res.stdout)
+            assert sorted(h["face_id"] for h in hits) == sorted(mine)  # all of hers, no one else
+            assert all(h["person_id"] == pid for h in hits)
+        res = _run("query", str(album / "astronaut.jpg"), "--album", str(album), "--person",
+                   "Nobody", "--json")
+        assert res.exit_code == 2 and "Nobody" in json.loads(res.stdout)["error"]
+    finally:
+        with Catalog.open(album / ".ferindex") as cat:
+            with cat.transaction():
+                cat.set_person(mine, None)

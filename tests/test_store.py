@@ -77,18 +77,112 @@ def test_transaction_rolls_back_on_interrupt(cat):
 def test_migration_hook_runs_and_versions_are_checked(tmp_path, monkeypatch):
     idx = tmp_path / "idx"
     Catalog.open(idx, create=True).close()
-    monkeypatch.setattr(catalog_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(catalog_mod.MIGRATIONS, 1,
+    current = catalog_mod.SCHEMA_VERSION
+    monkeypatch.setattr(catalog_mod, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(catalog_mod.MIGRATIONS, current,
                         lambda con: con.execute("ALTER TABLE photos ADD COLUMN rating INTEGER"))
     with pytest.raises(CatalogError, match="run `ferindex build` to upgrade"):
         Catalog.open(idx)  # readers never migrate
     with Catalog.open(idx, create=True) as c:
-        assert c.schema_version == 2 and c.get_meta("schema_version") == "2"
+        assert c.schema_version == current + 1 and c.get_meta("schema_version") == str(current + 1)
         cols = {r[1] for r in c.con.execute("PRAGMA table_info(photos)")}
         assert "rating" in cols
-    monkeypatch.setattr(catalog_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(catalog_mod, "SCHEMA_VERSION", current)
     with pytest.raises(CatalogError, match="newer than this ferindex"):
         Catalog.open(idx)
+
+
+def _v1_catalog(idx, user_labels_json: str | None) -> None:
+    """A catalog as schema v1 wrote it: the v1 script, 3 faces, user labels as meta JSON."""
+    import sqlite3
+
+    idx.mkdir(parents=True)
+    con = sqlite3.connect(idx / catalog_mod.CATALOG_NAME, isolation_level=None)
+    con.execute("BEGIN")
+    catalog_mod._run_script(con, catalog_mod._SCHEMA_V1)
+    con.execute("PRAGMA user_version = 1")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('generation', '3')")
+    con.execute("INSERT INTO photos (id, path, size, mtime_ns, status, indexed_at)"
+                " VALUES (1, 'a.jpg', 1, 1, 'ok', 0)")
+    for fid in (1, 2, 3):
+        con.execute("INSERT INTO faces (id, photo_id, face_idx, x0, y0, x1, y1, chip, label)"
+                    " VALUES (?, 1, ?, 0, 0, 9, 9, ?, 'neutral')", (fid, fid, bytes(48 * 48)))
+    if user_labels_json is not None:
+        con.execute("INSERT INTO meta VALUES ('user_labels', ?)", (user_labels_json,))
+    con.execute("COMMIT")
+    con.close()
+
+
+def test_v1_catalog_migrates_user_labels_to_their_column(tmp_path):
+    idx = tmp_path / "idx"
+    # face 9 was deleted after it was labelled: its label has nowhere to go and is dropped
+    _v1_catalog(idx, json.dumps({"1": "happiness", "3": "fear", "9": "anger"}))
+    with pytest.raises(CatalogError, match="schema version 1"):
+        Catalog.open(idx)
+    with Catalog.open(idx, create=True) as c:  # what `ferindex build` does
+        assert c.schema_version == 2 and c.get_meta("schema_version") == "2"
+        assert c.user_labels() == {1: "happiness", 3: "fear"}
+        assert c.get_meta("user_labels") is None  # moved, not copied
+        assert c.generation == 3  # data untouched
+        details = c.face_details([1, 2])
+        assert details[1]["user_label"] == "happiness" and details[1]["label"] == "neutral"
+        assert details[2]["user_label"] is None and details[2]["knn_label"] is None
+        cols = {r[1] for r in c.con.execute("PRAGMA table_info(faces)")}
+        assert {"user_label", "knn_label", "knn_probs", "knn_model"} <= cols
+
+
+def test_v1_catalog_with_broken_user_labels_is_refused_untouched(tmp_path):
+    idx = tmp_path / "idx"
+    _v1_catalog(idx, "[not json")
+    with pytest.raises(CatalogError, match="user_labels"):
+        Catalog.open(idx, create=True)
+    import sqlite3
+
+    con = sqlite3.connect(idx / catalog_mod.CATALOG_NAME)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 1  # rolled back
+    cols = {r[1] for r in con.execute("PRAGMA table_info(faces)")}
+    con.close()
+    assert "user_label" not in cols
+
+
+def test_labels_people_and_thumbnails_api(cat):
+    rng = np.random.default_rng(5)
+    with cat.transaction():
+        cat.add_photo(_photo(rng, "a.jpg", 3))
+    ids = cat.load_vectors("expression", MODEL)[0].tolist()
+    v0 = cat.labels_version
+    with cat.transaction():
+        cat.set_user_label(ids[0], "happiness")
+        cat.set_knn_labels(ids, np.eye(7, dtype=np.float32)[[1, 2, 2]], ["a", "b", "b"], MODEL)
+    assert cat.labels_version > v0
+    assert cat.user_labels() == {ids[0]: "happiness"}
+    assert cat.label_counts() == {"b": 2, "happiness": 1}  # user label first, then KNN
+    assert cat.faces_without_knn(MODEL) == [] and cat.faces_without_knn("other") == []
+    np.testing.assert_array_equal(cat.face_details([ids[1]])[ids[1]]["knn_probs"], np.eye(7)[2])
+    with pytest.raises(CatalogError, match="no face with id 999"):
+        cat.set_user_label(999, "fear")
+    sub_ids, X = cat.load_vectors("expression", MODEL, face_ids=[ids[2], ids[0], 12345])
+    assert sub_ids.tolist() == [ids[0], ids[2]] and X.shape == (2, 8)
+    assert cat.vector_models("expression") == [MODEL] and cat.vector_models("identity") == []
+    assert set(cat.thumbnails(ids)) == set(ids)
+    with cat.transaction():
+        a, b = cat.add_person(), cat.add_person("Ann")
+        cat.set_person(ids[:2], a)
+        cat.set_person(ids, b, only_unassigned=True)
+    assert cat.find_person("Ann") == b and cat.find_person(str(a)) == a
+    assert cat.find_person("nobody") is None
+    assert cat.people() == [{"id": a, "name": None, "count": 2, "sample_face": ids[0]},
+                            {"id": b, "name": "Ann", "count": 1, "sample_face": ids[2]}]
+    assert cat.named_person_faces() == {ids[2]: b}
+    with cat.transaction():
+        cat.rename_person(a, "Bo")
+        cat.merge_people(b, a)
+    assert cat.people() == [{"id": b, "name": "Ann", "count": 3, "sample_face": ids[0]}]
+    assert cat.faces_of_person(b) == ids
+    with cat.transaction():
+        cat.rename_person(b, None)
+        cat.delete_unnamed_people()
+    assert cat.people() == [] and cat.face_count([1]) == 3
 
 
 def test_missing_catalog_is_a_clear_error(tmp_path):

@@ -20,13 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ferindex.analysis.metrics import knn_accuracy  # noqa: E402
-from ferindex.data.fer import load_fer  # noqa: E402
+from ferindex.data.ckplus import load_ckplus, subject_folds  # noqa: E402
+from ferindex.data.fer import FaceSet, load_fer  # noqa: E402
 from ferindex.data.inputs import MEAN, STD, augment, make_chips, to_tensors  # noqa: E402
-from ferindex.data.samplers import ClassBalancedBatchSampler, RandomBatchSampler  # noqa: E402
+from ferindex.data.samplers import ClassBalancedBatchSampler, IdentityAwareBatchSampler, RandomBatchSampler  # noqa: E402
 from ferindex.embed import export_model  # noqa: E402
 from ferindex.nn.losses import make_loss  # noqa: E402
 from ferindex.nn.losses.joint import JointLoss  # noqa: E402
@@ -39,6 +41,7 @@ DEFAULTS = {
     "losses": {"sgm": {"weight": 1.0}}, "dynamic_weights": False,
     "epochs": 20, "batch_size": 128, "sampler": "random", "max_steps_per_epoch": None,
     "lr": 3e-3, "weight_decay": 5e-4, "threads": 2, "knn_ref": 6000, "landmarks": "artifacts/fer_landmarks.npy",
+    "data": {"name": "ferplus"}, "init": None, "select": "best", "sampler_kw": {},
 }
 
 
@@ -68,6 +71,22 @@ def load_split(split: str, cfg: dict, inputs: tuple[str, ...], dedup: bool = Tru
             raise SystemExit(f"{path}: FER landmark cache missing; run scripts/cache_fer_landmarks.py first")
         lms = np.load(path)[fs.rows]
     return fs, make_chips(fs.images, inputs, lms)
+
+
+def load_data(cfg: dict, inputs: tuple[str, ...]):
+    """(train, train chips, val, val chips) for cfg["data"]: FER+ Training/PublicTest, or one
+    subject-independent CK+48 fold ({"name": "ckplus", "fold": k, "n_folds": 10}: the fold is
+    the validation set, the other subjects train)."""
+    data = cfg["data"]
+    if data["name"] == "ferplus":
+        return (*load_split("train", cfg, inputs), *load_split("val", cfg, inputs))
+    if data["name"] == "ckplus":
+        ck = load_ckplus()
+        fold = subject_folds(ck.groups, data.get("n_folds", 10), data.get("seed", 0))[data["fold"]]
+        rest = np.setdiff1d(np.arange(len(ck)), fold)
+        parts = [FaceSet(ck.images[i], ck.labels[i], ck.classes, None, None, ck.groups[i]) for i in (rest, fold)]
+        return parts[0], make_chips(parts[0].images, inputs), parts[1], make_chips(parts[1].images, inputs)
+    raise SystemExit(f"unknown data source {data['name']!r}: use ferplus or ckplus")
 
 
 @torch.no_grad()
@@ -102,16 +121,14 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(cfg["threads"])
     amp = device.type == "cuda"
 
-    train, train_chips = None, None
-    classes_n = None
     arch = dict(cfg["arch"])
-    probe = build_model(arch | {"n_classes": 8})
-    inputs = probe.inputs
-    train, train_chips = load_split("train", cfg, inputs)
-    val, val_chips = load_split("val", cfg, inputs)
+    inputs = build_model(arch | {"n_classes": 8}).inputs
+    train, train_chips, val, val_chips = load_data(cfg, inputs)
     classes_n = len(train.classes)
     arch["n_classes"] = classes_n
     model = build_model(arch).to(device)
+    if cfg["init"]:  # fine-tune from an exported model (same architecture and classes)
+        model.load_state_dict(load_file(cfg["init"]))
     metric = {name: make_loss(name, **{k: v for k, v in spec.items() if k != "weight"} | ({"n_classes": classes_n} if name == "sgm" else {}))
               for name, spec in cfg["losses"].items()}
     joint = JointLoss(metric, {k: spec.get("weight", 1.0) for k, spec in cfg["losses"].items()}, cfg["soft_targets"]).to(device)
@@ -120,6 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     if cfg["sampler"] == "pk":
         per = cfg["batch_size"] // classes_n
         sampler = ClassBalancedBatchSampler(train.labels, per, seed=cfg["seed"])
+    elif cfg["sampler"] == "identity":  # paper 001: several expressions of each person per batch
+        per_id = cfg["sampler_kw"].get("per_id", 8)
+        sampler = IdentityAwareBatchSampler(train.groups, cfg["batch_size"] // per_id, per_id, seed=cfg["seed"],
+                                            n_batches=cfg["sampler_kw"].get("n_batches"))
     else:
         sampler = RandomBatchSampler(len(train), cfg["batch_size"], seed=cfg["seed"])
     steps = min(len(sampler), cfg["max_steps_per_epoch"] or len(sampler))
@@ -153,9 +174,10 @@ def main(argv: list[str] | None = None) -> None:
             x = augment(to_tensors(train_chips, idx, device), gen)
             y = torch.from_numpy(train.labels[idx]).to(device)
             tgt = soft[idx].to(device) if soft is not None else None
+            ids = torch.from_numpy(train.groups[idx]).to(device) if train.groups is not None else None
             with torch.autocast(device.type, enabled=amp):
                 z, logits = model(x)
-            total, terms = joint(z.float(), logits.float(), y, tgt)
+            total, terms = joint(z.float(), logits.float(), y, tgt, ids)
             opt.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             scaler.step(opt)
@@ -179,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(rec), flush=True)
         state = {"model": model.state_dict(), "joint": joint.state_dict(), "opt": opt.state_dict(),
                  "sched": sched.state_dict(), "epoch": epoch, "best": best}
-        if rec["val_knn"] > best["val_knn"]:  # model selection on FER+ PublicTest
+        if cfg["select"] == "last" or rec["val_knn"] > best["val_knn"]:  # selection on FER+ PublicTest
             best = {"val_knn": rec["val_knn"], "val_acc": rec["val_acc"], "epoch": epoch}
             state["best"] = best
             torch.save(model.state_dict(), out / "best.pt")

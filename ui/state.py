@@ -219,8 +219,8 @@ def _preview(path: str, mtime_ns: int, box: tuple[int, int, int, int]) -> np.nda
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
     else:
         scale = 1.0
-    ImageDraw.Draw(img).rectangle([round(v * scale) for v in box], outline=(255, 48, 48),
-                                  width=2)
+    ImageDraw.Draw(img).rectangle([round(v * scale) for v in box], outline=(255, 214, 0),
+                                  width=max(3, round(max(img.size) / 80)))
     return np.asarray(img)
 
 

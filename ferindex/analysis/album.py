@@ -1,16 +1,15 @@
 """An index's faces as arrays for the analysis components (the storage-facing glue).
 
 The components in this package take plain arrays; this module reads them out of a catalog
-once (ids, vectors, labels, paths, boxes) and keeps the user's own labels. User labels live in
-the catalog's meta table (key "user_labels", JSON {face id: label}) rather than in faces.label,
-which the build overwrites whenever it re-embeds with a new model: what a person typed must
-survive a model upgrade.
+once (ids, vectors, labels, paths, boxes, people) and writes back the labels of faces: the
+user's own (`ferindex label`) and the KNN votes (`label_faces`). The catalog keeps three labels
+per face (see store/catalog.py); the one shown is the user's, else the KNN vote, else the
+model's softmax argmax.
 """
 from __future__ import annotations
 
 import io
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +19,9 @@ from ferindex.errors import CatalogError
 from ferindex.store.catalog import Catalog
 
 EXPRESSION, IDENTITY = "expression", "identity"
-USER_LABELS_KEY = "user_labels"
+KNN_K = 11  # SGM (paper 003, Fig. 5)
+USER_WEIGHT = 2.0  # votes per user-labelled face against the reference bank
+LABEL_BATCH = 4096  # faces per KNN call and committed transaction
 
 
 @dataclass
@@ -29,11 +30,16 @@ class AlbumFaces:
 
     ids: np.ndarray  # (n,) int64
     X: np.ndarray  # (n, d) float32
-    labels: np.ndarray  # (n,) str: the user's label where given, else the model's
+    labels: np.ndarray  # (n,) str: the user's label, else the KNN vote, else the model's
     paths: list[str]  # photo paths relative to the album
     boxes: np.ndarray  # (n, 4) int
-    probs: list[np.ndarray | None]
+    probs: list[np.ndarray | None]  # the model's softmax posterior
     person_ids: np.ndarray  # (n,) int64, -1 = none
+    knn_probs: list[np.ndarray | None] = field(default_factory=list)  # KNN vote shares
+    label_source: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="<U5"))
+    # (n,) "user" | "knn" | "model": where `labels` comes from
+    confidence: np.ndarray = field(default_factory=lambda: np.empty(0))
+    # (n,) float: 1 for user labels, the vote share of a KNN label, the model's probability
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -46,6 +52,25 @@ def model_id(cat: Catalog) -> str:
     return mid
 
 
+def shown_label(d: dict, classes: Sequence[str] | None = None) -> tuple[str, str, float | None]:
+    """(label, source, confidence) of one `Catalog.face_details` entry: the user's label (1.0),
+    else the KNN vote (its vote share), else the model's argmax (its probability). Without
+    `classes` the confidence of KNN/model labels is the largest share."""
+    if d.get("user_label"):
+        return d["user_label"], "user", 1.0
+    for label, probs, source in ((d.get("knn_label"), d.get("knn_probs"), "knn"),
+                                 (d.get("label"), d.get("probs"), "model")):
+        if label:
+            conf = None
+            if probs is not None:
+                if classes is None:
+                    conf = float(np.max(probs))
+                elif label in classes and len(probs) == len(classes):
+                    conf = float(probs[list(classes).index(label)])
+            return label, source, conf
+    return "unknown", "model", None
+
+
 def load_faces(cat: Catalog, kind: str = EXPRESSION, model: str | None = None) -> AlbumFaces:
     """Every face with a `kind` vector (expression: the index's model; identity: dlib)."""
     if model is None:
@@ -55,50 +80,88 @@ def load_faces(cat: Catalog, kind: str = EXPRESSION, model: str | None = None) -
         what = "identity descriptors (build with --identity)" if kind == IDENTITY else "faces"
         raise CatalogError(f"index {cat.path.parent} holds no {what} yet")
     details = cat.face_details(ids.tolist())
-    people = dict(cat._select_in("SELECT id, person_id FROM faces WHERE id IN ({})", ids.tolist()))
-    user = user_labels(cat)
     rows = [details[int(i)] for i in ids]
+    shown = [shown_label(r) for r in rows]
     return AlbumFaces(
         ids=ids, X=X,
-        labels=np.array([user.get(int(i), r["label"] or "unknown") for i, r in zip(ids, rows)]),
+        labels=np.array([s[0] for s in shown]),
         paths=[r["path"] for r in rows],
         boxes=np.array([r["box"] for r in rows], dtype=np.int64).reshape(len(rows), 4),
         probs=[r["probs"] for r in rows],
-        person_ids=np.array([people.get(int(i)) if people.get(int(i)) is not None else -1
-                             for i in ids], dtype=np.int64),
+        person_ids=np.array([-1 if r["person_id"] is None else r["person_id"] for r in rows],
+                            dtype=np.int64),
+        knn_probs=[r["knn_probs"] for r in rows],
+        label_source=np.array([s[1] for s in shown], dtype="<U5"),
+        confidence=np.array([np.nan if s[2] is None else s[2] for s in shown]),
     )
 
 
 def _identity_model(cat: Catalog) -> str:
-    row = cat.con.execute("SELECT model_id FROM vectors WHERE kind = ? LIMIT 1", (IDENTITY,)).fetchone()
-    if row is None:
+    models = cat.vector_models(IDENTITY)
+    if not models:
         raise CatalogError(f"index {cat.path.parent} has no identity descriptors: rebuild with"
                            " `ferindex build --identity`")
-    return row[0]
+    return models[0]
 
 
 def user_labels(cat: Catalog) -> dict[int, str]:
-    return {int(k): v for k, v in json.loads(cat.get_meta(USER_LABELS_KEY, "{}") or "{}").items()}
+    """{face id: label} the user gave (`ferindex label`)."""
+    return cat.user_labels()
 
 
 def set_user_label(cat: Catalog, face_id: int, label: str | None) -> None:
-    """Record (or with None, forget) the user's label of one face."""
-    if not cat.face_details([face_id]):
-        raise CatalogError(f"no face with id {face_id} in index {cat.path.parent}")
-    labels = user_labels(cat)
-    if label is None:
-        labels.pop(int(face_id), None)
-    else:
-        labels[int(face_id)] = label
+    """Record (or with None, forget) the user's label of one face. The KNN labels of the album
+    depend on it: call `label_faces` afterwards (the `label` command does)."""
     with cat.transaction():
-        cat.set_meta(USER_LABELS_KEY, json.dumps({str(k): v for k, v in sorted(labels.items())}))
+        cat.set_user_label(face_id, label)
+
+
+def user_bank(cat: Catalog, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings (m, d), labels (m,)) of the user-labelled faces, with `model`'s vectors."""
+    labels = cat.user_labels()
+    if not labels:
+        return np.empty((0, 0), np.float32), np.empty(0, dtype=str)
+    ids, X = cat.load_vectors(EXPRESSION, model, face_ids=list(labels))
+    if not len(ids):
+        raise CatalogError(f"index {cat.path.parent} has no vectors of model {model}: rebuild it"
+                           " with that model to use its user labels")
+    return X, np.array([labels[int(i)] for i in ids])
+
+
+def album_knn(cat: Catalog, model, k: int = KNN_K, user_weight: float = USER_WEIGHT):
+    """The KNN classifier of this album: the model's reference bank plus the user's labels."""
+    from ferindex.analysis.classify import make_knn
+
+    return make_knn(model, k=k, user=user_bank(cat, model.model_id), user_weight=user_weight)
+
+
+def label_faces(cat: Catalog, model, face_ids: Sequence[int] | None = None, knn=None) -> int:
+    """Store each face's KNN label and vote shares (the faces of `face_ids`, default: every face
+    with a vector of `model`); commits in batches and returns the number labelled."""
+    mid = model.model_id
+    if face_ids is None:
+        face_ids = cat.load_vectors(EXPRESSION, mid)[0].tolist()
+    if not len(face_ids):
+        return 0
+    knn = knn or album_knn(cat, model)
+    classes = np.asarray(knn.classes_)
+    done = 0
+    for s in range(0, len(face_ids), LABEL_BATCH):
+        ids, X = cat.load_vectors(EXPRESSION, mid, face_ids=face_ids[s:s + LABEL_BATCH])
+        if not len(ids):
+            continue
+        votes = knn.predict_proba(X)
+        with cat.transaction():
+            cat.set_knn_labels(ids.tolist(), votes, classes[votes.argmax(1)].tolist(), mid)
+        done += len(ids)
+    return done
 
 
 def face_images(cat: Catalog, face_ids: Sequence[int]) -> list[np.ndarray]:
     """Colour thumbnails (RGB) where the build stored them, else the aligned gray chips."""
     from PIL import Image
 
-    thumbs = dict(cat._select_in("SELECT id, thumb FROM faces WHERE id IN ({})", face_ids))
+    thumbs = cat.thumbnails(face_ids)
     chips = cat.chips(list(face_ids))
     out = []
     for fid, chip in zip(face_ids, chips):

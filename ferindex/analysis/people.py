@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from ferindex.errors import FerindexError
+
 if TYPE_CHECKING:
     from ferindex.store.catalog import Catalog
 
@@ -106,6 +108,12 @@ def pairwise_precision_recall(y_true: Sequence, y_pred: Sequence) -> tuple[float
 
 # -- catalog storage ----------------------------------------------------------------------
 
+class UnknownPersonError(FerindexError, KeyError):
+    """No person with that name or id. A KeyError too, for callers that catch lookups."""
+
+    __str__ = Exception.__str__  # KeyError's would quote the message
+
+
 def store_clusters(cat: "Catalog", face_ids: Sequence[int], labels: np.ndarray) -> dict[int, int]:
     """Replace unnamed people with fresh clusters: -> {cluster: person id}.
 
@@ -113,66 +121,54 @@ def store_clusters(cat: "Catalog", face_ids: Sequence[int], labels: np.ndarray) 
     that mostly overlaps a named person's faces joins that person instead of making a new one.
     """
     face_ids = [int(f) for f in face_ids]
-    current = dict(cat.con.execute(
-        "SELECT f.id, f.person_id FROM faces f JOIN people p ON p.id = f.person_id"
-        " WHERE p.name IS NOT NULL").fetchall())
+    labels = np.asarray(labels)
+    current = cat.named_person_faces()
     mapping: dict[int, int] = {}
     with cat.transaction():
-        cat.con.execute("UPDATE faces SET person_id = NULL WHERE person_id IN"
-                        " (SELECT id FROM people WHERE name IS NULL)")
-        cat.con.execute("DELETE FROM people WHERE name IS NULL")
+        cat.delete_unnamed_people()
         for c in np.unique(labels[labels >= 0]).tolist():
             members = [f for f, lab in zip(face_ids, labels) if lab == c]
             named = [current[f] for f in members if f in current]
             if named and len(named) * 2 >= len(members):
                 pid = max(set(named), key=named.count)
             else:
-                pid = int(cat.con.execute("INSERT INTO people (name) VALUES (NULL)").lastrowid)
+                pid = cat.add_person()
             mapping[int(c)] = pid
-            cat.con.executemany("UPDATE faces SET person_id = ? WHERE id = ? AND person_id IS NULL",
-                                [(pid, f) for f in members])
+            cat.set_person(members, pid, only_unassigned=True)
     return mapping
 
 
 def resolve_person(cat: "Catalog", person: str) -> int:
-    """A person id from a name or a numeric id; raises KeyError naming what was not found."""
-    row = cat.con.execute("SELECT id FROM people WHERE name = ?", (person,)).fetchone()
-    if row is None and person.isdigit():
-        row = cat.con.execute("SELECT id FROM people WHERE id = ?", (int(person),)).fetchone()
-    if row is None:
-        raise KeyError(f"no person named or numbered {person!r} (run `ferindex people` to list them)")
-    return int(row[0])
+    """A person id from a name or a numeric id; raises UnknownPersonError naming it."""
+    pid = cat.find_person(str(person))
+    if pid is None:
+        raise UnknownPersonError(
+            f"no person named or numbered {person!r} (run `ferindex people` to list them)")
+    return pid
 
 
 def name_person(cat: "Catalog", person: str, name: str) -> int:
     pid = resolve_person(cat, person)
     with cat.transaction():
-        cat.con.execute("UPDATE people SET name = ? WHERE id = ?", (name, pid))
+        cat.rename_person(pid, name)
     return pid
 
 
 def merge_people(cat: "Catalog", keep: str, other: str) -> int:
     """Move every face of `other` to `keep` and delete `other`; returns the kept id."""
     a, b = resolve_person(cat, keep), resolve_person(cat, other)
-    if a != b:
-        with cat.transaction():
-            cat.con.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (a, b))
-            cat.con.execute("DELETE FROM people WHERE id = ?", (b,))
+    with cat.transaction():
+        cat.merge_people(a, b)
     return a
 
 
 def list_people(cat: "Catalog") -> list[dict]:
     """[{id, name, count, sample_face}] largest first; the sample is the lowest face id."""
-    rows = cat.con.execute(
-        "SELECT p.id, p.name, COUNT(f.id), MIN(f.id) FROM people p JOIN faces f"
-        " ON f.person_id = p.id GROUP BY p.id ORDER BY COUNT(f.id) DESC, p.id").fetchall()
-    return [{"id": int(r[0]), "name": r[1], "count": int(r[2]), "sample_face": int(r[3])}
-            for r in rows]
+    return cat.people()
 
 
 def faces_of(cat: "Catalog", person_id: int) -> list[int]:
-    return [int(r[0]) for r in cat.con.execute(
-        "SELECT id FROM faces WHERE person_id = ? ORDER BY id", (person_id,))]
+    return cat.faces_of_person(person_id)
 
 
 def chip_descriptors(chips: Sequence[np.ndarray], size: int = 150) -> np.ndarray:

@@ -9,22 +9,16 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Optional, TypeVar
+from typing import Annotated, Optional
 
 import numpy as np
 import typer
 
 from ferindex.cli import output
-
-T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")]
-IndexOpt = Annotated[Optional[Path], typer.Option(
-    "--index", help="Index folder (default: <album>/.ferindex, or ./.ferindex).")]
-AlbumOpt = Annotated[Optional[Path], typer.Option(
-    "--album", help="Album folder whose <album>/.ferindex index to use.")]
-OutOpt = Annotated[Optional[Path], typer.Option(
-    "--out", help="Where to write the PNG(s) (default: inside the index folder).")]
-
+from ferindex.analysis.album import USER_WEIGHT
+from ferindex.cli.options import (AlbumOpt, IndexOpt, JsonOpt, OutOpt, PersonOpt, guarded,
+                                  open_catalog)
+from ferindex.errors import FerindexError
 
 class Method(str, Enum):
     tsne = "tsne"
@@ -37,32 +31,14 @@ class ColorBy(str, Enum):
     person = "person"
 
 
-def _run(as_json: bool, fn: Callable[[], T]) -> T:
-    """The app's error handling (one line + exit code, never a traceback), plus KeyError and
-    ValueError from bad option values (unknown person, bad component count...)."""
-    from ferindex.cli.app import _guarded
-    from ferindex.errors import FerindexError
-
-    def body() -> T:
-        try:
-            return fn()
-        except (KeyError, ValueError) as e:
-            raise FerindexError(str(e.args[0]) if e.args else str(e)) from e
-
-    return _guarded(as_json, body)
-
-
-def _open(index: Path | None, album: Path | None):
-    from ferindex.cli.app import _index_for
-    from ferindex.store.catalog import Catalog
-
-    where = _index_for(index, album)
-    return where, Catalog.open(where)
-
-
 def _face_doc(faces, i: int, root: Path) -> dict:
+    """A face in JSON: `label` is the shown one (user, else KNN, else model), `label_source`
+    says which, `confidence` is its vote share (KNN), probability (model) or 1 (user)."""
+    conf = faces.confidence[i] if len(faces.confidence) else np.nan
     return {"face_id": int(faces.ids[i]), "path": str(root / faces.paths[i]),
-            "box": faces.boxes[i].tolist(), "label": str(faces.labels[i])}
+            "box": faces.boxes[i].tolist(), "label": str(faces.labels[i]),
+            "label_source": str(faces.label_source[i]) if len(faces.label_source) else None,
+            "confidence": None if np.isnan(conf) else round(float(conf), 4)}
 
 
 # -- classify --------------------------------------------------------------------------------
@@ -76,7 +52,7 @@ def classify(
     index: Annotated[Optional[Path], typer.Option(
         "--index", help="Also vote with the faces you labelled in this index (`ferindex label`).")
     ] = None,
-    user_weight: Annotated[float, typer.Option(help="Votes per user-labelled face.")] = 2.0,
+    user_weight: Annotated[float, typer.Option(help="Votes per user-labelled face.")] = USER_WEIGHT,
     as_json: JsonOpt = False,
 ) -> None:
     """Expression of every face in the given photos: no index needed (KNN over the model's
@@ -92,7 +68,7 @@ def classify(
         det = make_detector(detector, upsample=upsample)
         return list(classify_paths(paths, m, det, knn))
 
-    results = _run(as_json, body)
+    results = guarded(as_json, body)
     if as_json:
         output.emit_json(results)
         return
@@ -108,17 +84,11 @@ def classify(
 
 def _user_bank(index: Path, model) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings and labels of the faces the user labelled in an index built with `model`."""
-    from ferindex.analysis.album import user_labels
-    from ferindex.errors import CatalogError
+    from ferindex.analysis.album import user_bank
     from ferindex.store.catalog import Catalog
 
     with Catalog.open(index) as cat:
-        labels = user_labels(cat)
-        ids, X = cat.load_vectors("expression", model.model_id)
-    if labels and not len(ids):
-        raise CatalogError(f"index {index} was built with another model than {model.model_id}")
-    keep = np.isin(ids, list(labels))
-    return X[keep], np.array([labels[int(i)] for i in ids[keep]])
+        return user_bank(cat, model.model_id)
 
 
 # -- subclasses and summaries ---------------------------------------------------------------
@@ -140,10 +110,9 @@ def subclasses(
     from ferindex.analysis.subclasses import SubclassDiscovery
     from ferindex.analysis.summary import top_k_near_medoid
 
-    n_comp: str | int = components if components == "bic" else int(components)
-
     def body() -> dict:
-        where, cat = _open(index, album)
+        n_comp = _components(components)
+        where, cat = open_catalog(index, album)
         with cat:
             faces = load_faces(cat)
             sd = SubclassDiscovery(max_level=levels, n_components=n_comp, min_size=min_size).fit(
@@ -160,7 +129,7 @@ def subclasses(
                               "sheet": str(sheet)})
             return {"faces": len(faces), "nodes": nodes}
 
-    doc = _run(as_json, body)
+    doc = guarded(as_json, body)
     if as_json:
         output.emit_json(doc)
         return
@@ -168,6 +137,14 @@ def subclasses(
         output.stdout.print(f"{'  ' * n['level']}{n['id'].split('/')[-1] if n['level'] else n['id']}"
                             f"  [bold]{n['size']}[/] faces  (medoid face {n['medoid']['face_id']})")
     output.stdout.print(f"contact sheets in {Path(doc['nodes'][0]['sheet']).parent}")
+
+
+def _components(text: str) -> str | int:
+    if text == "bic":
+        return text
+    if not text.isdigit() or int(text) < 2:
+        raise FerindexError(f"--components must be 'bic' or a number of parts >= 2, not {text!r}")
+    return int(text)
 
 
 def summarize(
@@ -182,7 +159,7 @@ def summarize(
     from ferindex.analysis.summary import AlbumSummary
 
     def body() -> dict:
-        where, cat = _open(index, album)
+        where, cat = open_catalog(index, album)
         with cat:
             faces = load_faces(cat)
             s = AlbumSummary(n=n).fit(faces.X, faces.labels)
@@ -193,7 +170,7 @@ def summarize(
             return {"groups": s.allocation_, "sheet": str(path),
                     "faces": [_face_doc(faces, i, root) for i in s.selected_]}
 
-    doc = _run(as_json, body)
+    doc = guarded(as_json, body)
     if as_json:
         output.emit_json(doc)
         return
@@ -220,7 +197,7 @@ def people(
     from ferindex.analysis.album import IDENTITY, album_root, load_faces
 
     def body() -> list[dict]:
-        _, cat = _open(index, album)
+        _, cat = open_catalog(index, album)
         with cat:
             if name:
                 ppl.name_person(cat, *name)
@@ -235,7 +212,7 @@ def people(
             return [{**r, "sample": {"path": str(root / details[r["sample_face"]]["path"]),
                                      "box": details[r["sample_face"]]["box"]}} for r in rows]
 
-    rows = _run(as_json, body)
+    rows = guarded(as_json, body)
     if as_json:
         output.emit_json(rows)
         return
@@ -248,49 +225,60 @@ def people(
 
 def find(
     index: IndexOpt = None, album: AlbumOpt = None,
-    person: Annotated[Optional[str], typer.Option(help="Person id or name (`ferindex people`).")] = None,
+    person: PersonOpt = None,
     expression: Annotated[Optional[str], typer.Option(
         help="Expression class, e.g. happiness (a prefix such as 'happy' works).")] = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Number of faces.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """Faces of a person and/or an expression ("this person, smiling"), most confident first."""
+    """Faces of a person and/or an expression ("this person, smiling"), most confident first:
+    by the KNN vote share for the expression (your own labels count as certain, the model's
+    probability breaks ties), else by face id."""
     from ferindex.analysis import people as ppl
-    from ferindex.analysis.album import album_root, load_faces, user_labels
-    from ferindex.embed import load_model
+    from ferindex.analysis.album import album_root, load_faces
 
     def body() -> list[dict]:
         if person is None and expression is None:
-            raise ValueError("give --person and/or --expression")
-        _, cat = _open(index, album)
+            raise FerindexError("give --person and/or --expression")
+        _, cat = open_catalog(index, album)
         with cat:
             faces = load_faces(cat)
             keep = np.ones(len(faces), dtype=bool)
             if person is not None:
                 keep &= faces.person_ids == ppl.resolve_person(cat, person)
             score = np.ones(len(faces))
+            tie = np.zeros(len(faces))
             if expression is not None:
-                classes = load_model(cat.get_meta("model_ref") or None).classes
+                classes = _classes(cat)
                 cls = _match_class(expression, classes)
-                c, mine = classes.index(cls), user_labels(cat)
-                # rank by the model's probability; a face the user labelled is certain
-                score = np.array([1.0 if int(fid) in mine else (p[c] if p is not None else 0.0)
-                                  for fid, p in zip(faces.ids, faces.probs)])
                 keep &= faces.labels == cls
-            order = [i for i in np.argsort(-score, kind="stable") if keep[i]][:k]
+                score = np.nan_to_num(faces.confidence, nan=0.0)
+                c = classes.index(cls)
+                tie = np.array([p[c] if p is not None and len(p) == len(classes) else 0.0
+                                for p in faces.probs])
+            order = [i for i in np.lexsort((-tie, -score)) if keep[i]][:k]
             root = album_root(cat)
             return [{**_face_doc(faces, i, root), "score": round(float(score[i]), 4),
-                     "person_id": int(faces.person_ids[i])} for i in order]
+                     "person_id": None if faces.person_ids[i] < 0 else int(faces.person_ids[i])}
+                    for i in order]
 
-    hits = _run(as_json, body)
+    hits = guarded(as_json, body)
     if as_json:
         output.emit_json(hits)
         return
     for h in hits:
-        output.stdout.print(f"{h['score']:.2f} {h['label']:<10} face {h['face_id']:<6} {h['path']} "
-                            f"{tuple(h['box'])}")
+        output.stdout.print(f"{h['score']:.2f} {h['label']:<10} ({h['label_source']:<5}) face"
+                            f" {h['face_id']:<6} person {h['person_id'] if h['person_id'] is not None else '-':<4}"
+                            f" {h['path']} {tuple(h['box'])}")
     if not hits:
         output.stdout.print("no matching face")
+
+
+def _classes(cat) -> list[str]:
+    """The expression classes of the index's model."""
+    from ferindex.embed import load_model
+
+    return list(load_model(cat.get_meta("model_ref") or None).classes)
 
 
 def _match_class(name: str, classes: list[str]) -> str:
@@ -300,7 +288,7 @@ def _match_class(name: str, classes: list[str]) -> str:
         return name
     hits = [c for c in classes if c.startswith(name[:4]) or name.startswith(c[:4])]
     if len(hits) != 1:
-        raise ValueError(f"unknown expression {name!r}: choose one of {', '.join(classes)}")
+        raise FerindexError(f"unknown expression {name!r}: choose one of {', '.join(classes)}")
     return hits[0]
 
 
@@ -318,7 +306,7 @@ def map_cmd(
     from ferindex.analysis.projection import Projection, cache_key
 
     def body() -> dict:
-        where, cat = _open(index, album)
+        where, cat = open_catalog(index, album)
         with cat:
             faces = load_faces(cat)
             proj = Projection(method.value, metric=cat.get_meta("metric", "euclidean") or "euclidean",
@@ -341,7 +329,7 @@ def map_cmd(
                                 "y": float(xy[i, 1]), "group": str(groups[i])}
                                for i in range(len(faces))]}
 
-    doc = _run(as_json, body)
+    doc = guarded(as_json, body)
     if as_json:
         output.emit_json(doc)
         return
@@ -389,25 +377,30 @@ def label(
     index: IndexOpt = None, album: AlbumOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Label one face yourself; your labels join the KNN votes (`classify --index`) and override
-    the model's label in find/summarize/subclasses."""
-    from ferindex.analysis.album import set_user_label
-    from ferindex.embed import load_model
+    """Label one face yourself. Your label is what find/summarize/subclasses/query show for
+    that face, and it joins the KNN votes (reference bank + your labels), so the stored KNN
+    labels of the whole album are recomputed."""
+    from ferindex.analysis.album import label_faces, set_user_label
+    from ferindex.pipeline.query import _load_model
 
     def body() -> dict:
-        _, cat = _open(index, album)
+        where, cat = open_catalog(index, album)
         with cat:
+            model = _load_model(cat.get_meta("model_ref") or None,
+                                cat.get_meta("model_id") or "", where)
             value = None
             if new_label.lower() != "none":
-                value = _match_class(new_label, load_model(cat.get_meta("model_ref") or None).classes)
+                value = _match_class(new_label, list(model.classes))
             set_user_label(cat, face_id, value)
-            return {"face_id": face_id, "label": value}
+            n = label_faces(cat, model)
+            return {"face_id": face_id, "label": value, "knn_relabelled": n}
 
-    doc = _run(as_json, body)
+    doc = guarded(as_json, body)
     if as_json:
         output.emit_json(doc)
         return
-    output.stdout.print(f"face {doc['face_id']}: {doc['label'] or 'user label removed'}")
+    output.stdout.print(f"face {doc['face_id']}: {doc['label'] or 'user label removed'}"
+                        f" (KNN labels of {doc['knn_relabelled']} faces updated)")
 
 
 def bestshot(
@@ -420,7 +413,7 @@ def bestshot(
     from ferindex.analysis.bestshot import best_shots
 
     def body() -> list[dict]:
-        _, cat = _open(index, album)
+        _, cat = open_catalog(index, album)
         with cat:
             shots, paths = _shots(cat)
             root = album_root(cat)
@@ -428,7 +421,7 @@ def bestshot(
                      "burst": [str(root / paths[i]) for i in group]}
                     for group, best in best_shots(shots, gap)]
 
-    bursts = _run(as_json, body)
+    bursts = guarded(as_json, body)
     if as_json:
         output.emit_json(bursts)
         return
@@ -442,14 +435,10 @@ def bestshot(
 def _shots(cat) -> tuple[list, list[str]]:
     """A Shot per photo with faces: time, people, (smile prob, EAR) per face."""
     from ferindex.analysis.bestshot import Shot, eye_aspect_ratio, parse_time
-    from ferindex.embed import load_model
 
-    happy = load_model(cat.get_meta("model_ref") or None).classes.index("happiness")
+    happy = _classes(cat).index("happiness")
     shots, paths, by_photo = [], [], {}
-    rows = cat.con.execute(
-        "SELECT p.id, p.path, p.taken_at, f.landmarks, f.probs, f.person_id FROM faces f"
-        " JOIN photos p ON p.id = f.photo_id ORDER BY p.id, f.face_idx").fetchall()
-    for pid, path, taken, lm, probs, person in rows:
+    for pid, path, taken, lm, probs, person in cat.photo_faces():
         if pid not in by_photo:
             by_photo[pid] = len(shots)
             shots.append(Shot(pid, parse_time(taken)))

@@ -5,54 +5,24 @@ that met bad files still succeeds; they are listed), 1 the query photo has no fa
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional, TypeVar
+from typing import Annotated, Optional
 
 import typer
 
 from ferindex.cli import output
-from ferindex.errors import FerindexError
+from ferindex.cli.options import AlbumOpt, IndexOpt, JsonOpt, PersonOpt, guarded, index_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find and organise facial expressions in photo collections.")
 
-T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")]
-IndexOpt = Annotated[Optional[Path], typer.Option(
-    "--index", help="Index folder (default: <album>/.ferindex, or ./.ferindex).")]
-AlbumOpt = Annotated[Optional[Path], typer.Option(
-    "--album", help="Album folder whose <album>/.ferindex index to use.")]
 
 
 class Detector(str, Enum):
     hog = "hog"
     cnn = "cnn"
     insightface = "insightface"
-
-
-def _guarded(as_json: bool, fn: Callable[[], T]) -> T:
-    """Run a command body, turning known failures into a message and an exit code."""
-    from ferindex.pipeline.query import NoFaceError
-
-    try:
-        return fn()
-    except NoFaceError as e:
-        output.fail(str(e), 1, as_json)
-    except FerindexError as e:  # BadImageError, CatalogError (missing or locked index), ...
-        output.fail(str(e), 2, as_json)
-    except OSError as e:  # e.g. an index or sample folder we may not write to
-        output.fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "), 2, as_json)
-    except KeyboardInterrupt:
-        output.fail("interrupted: everything committed so far is kept; run the same command"
-                    " again to resume", 130, as_json)
-
-
-def _index_for(index: Path | None, album: Path | None) -> Path:
-    from ferindex.pipeline.query import resolve_index
-
-    return resolve_index(index, album)
 
 
 class _BuildProgress:
@@ -115,7 +85,7 @@ def build(
         with _BuildProgress(enabled=not as_json) as bar:
             return build_album(path, index, opts, progress=bar)
 
-    report = _guarded(as_json, body)
+    report = guarded(as_json, body)
     stats = report.stats()
     if as_json:
         output.emit_json(stats)
@@ -127,6 +97,7 @@ def build(
         ("moved/renamed", stats["moved"]), ("unchanged (skipped)", stats["skipped"]),
         ("deleted", stats["deleted"]), ("faces added", stats["faces_added"]),
         ("faces removed", stats["faces_removed"]), ("re-embedded", stats["reembedded"]),
+        ("KNN-labelled", stats["knn_labelled"]),
         ("errors (new)", len(stats["errors"])), ("known errors", len(stats["known_errors"])),
         ("index now", f"{t['photos']} photos, {t['faces']} faces, {t['noface']} without a face,"
                       f" {t['errors']} unreadable"),
@@ -148,23 +119,29 @@ def query(
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Number of neighbours.")] = 10,
     face: Annotated[Optional[int], typer.Option(
         help="Face to search for, by its number left to right (default: the largest).")] = None,
+    person: PersonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Album faces whose expression is nearest to the face in IMAGE."""
+    """Album faces whose expression is nearest to the face in IMAGE (of one person with
+    --person)."""
+    from dataclasses import asdict
+
     from ferindex.pipeline.query import query_photo
 
-    result = _guarded(as_json, lambda: query_photo(image, _index_for(index, album), k=k,
-                                                   face=face))
+    result = guarded(as_json, lambda: query_photo(image, index_for(index, album), k=k,
+                                                  face=face, person=person))
     q = result.face
-    qdoc = {"image": result.image, "face_index": q.index, "n_faces": q.n_faces, "box": q.box,
-            "label": q.label, "probs": q.probs}
+    qdoc = {"image": result.image, "face_index": q.index, **asdict(q)}
+    del qdoc["index"]
     if as_json:
         output.emit_json([{**hit, "query": qdoc} for hit in result.hits])
         return
     output.stdout.print(
         f"query: {result.image}, face {q.index} of {q.n_faces} (left to right) at "
-        f"box {tuple(q.box)}: [bold]{q.label}[/] ({q.probs[q.label]:.2f})")
-    output.stdout.print(output.hits_table(f"{len(result.hits)} nearest faces", result.hits))
+        f"box {tuple(q.box)}: [bold]{q.label}[/] (KNN votes {q.probs[q.label]:.2f}; model:"
+        f" {q.model_label} {q.model_probs[q.model_label]:.2f})")
+    who = f" of person {result.person_id}" if result.person_id is not None else ""
+    output.stdout.print(output.hits_table(f"{len(result.hits)} nearest faces{who}", result.hits))
 
 
 @app.command()
@@ -172,7 +149,7 @@ def info(index: IndexOpt = None, album: AlbumOpt = None, as_json: JsonOpt = Fals
     """What an index holds: counts, model, size on disk, last build."""
     from ferindex.pipeline.info import index_info
 
-    doc = _guarded(as_json, lambda: index_info(_index_for(index, album)))
+    doc = guarded(as_json, lambda: index_info(index_for(index, album)))
     if as_json:
         output.emit_json(doc)
         return
@@ -185,6 +162,8 @@ def info(index: IndexOpt = None, album: AlbumOpt = None, as_json: JsonOpt = Fals
                     f" {doc['vectors']['identity']} identity"),
         ("size on disk", output.human_bytes(doc["size_bytes"])),
         ("vector caches", "fresh" if doc["caches_fresh"] else "stale (rebuilt on next use)"),
+        ("labels", ", ".join(f"{k} {v}" for k, v in doc["labels"].items()) or None),
+        ("labelled by you", doc["user_labels"]),
         ("last build", _last_build_line(last) if last else None),
     ]))
     if doc["error_files"]:
@@ -206,7 +185,7 @@ def sample_album(
     """Write a small album of real photos bundled with installed packages (no download)."""
     from ferindex.pipeline.sample_album import write_sample_album
 
-    paths = _guarded(as_json, lambda: write_sample_album(dest))
+    paths = guarded(as_json, lambda: write_sample_album(dest))
     if as_json:
         output.emit_json({"album": str(dest), "photos": [str(p) for p in paths]})
         return

@@ -69,12 +69,22 @@ def errors_table(title: str, errors: list[dict]) -> Table:
 
 
 def hits_table(title: str, hits: list[dict]) -> Table:
+    """Query hits; the label is marked "(you)" for your own label and "(model)" for the model's
+    softmax where no KNN label is stored yet; the person column shows when people exist."""
     table = Table(title=title, title_justify="left")
-    for col in ("#", "distance", "label", "p", "photo", "box"):
+    with_people = any(h.get("person_id") is not None for h in hits)
+    cols = ("#", "distance", "label", "p", "face", *(("person",) if with_people else ()),
+            "photo", "box")
+    for col in cols:
         table.add_column(col, overflow="fold",
-                         justify="right" if col in ("#", "distance", "p") else "left")
+                         justify="right" if col in ("#", "distance", "p", "face") else "left")
+    marks = {"user": " (you)", "model": " (model)"}
     for h in hits:
         p = "-" if h.get("label_prob") is None else f"{h['label_prob']:.2f}"
-        table.add_row(str(h["rank"] + 1), f"{h['distance']:.4f}", str(h["label"]), p,
+        person = h.get("person_id")
+        table.add_row(str(h["rank"] + 1), f"{h['distance']:.4f}",
+                      f"{h['label']}{marks.get(h.get('label_source'), '')}", p,
+                      str(h.get("face_id", "")),
+                      *((("-" if person is None else str(person)),) if with_people else ()),
                       h["path"], ",".join(map(str, h["box"])))
     return table

@@ -10,6 +10,9 @@ Guarantees (DESIGN §4):
   catalogued photo whose path has disappeared -> a move (path updated, faces kept, nothing
   re-detected), otherwise the photo is processed again. Photos that vanished lose their faces.
   Faces lacking a vector of the current model (a new model) are embedded from stored chips;
+- labelled: every face whose KNN label (K=11, distance-weighted, over the model's reference
+  bank plus the user-labelled faces; analysis/album.py) was not computed with the current
+  model gets one, stored beside the model's softmax posterior (store/catalog.py);
 - a bad file never stops a build: it is recorded with its reason (and not retried while it
   stays unchanged, unless retry_errors).
 The FAISS caches are rebuilt from the catalog at the end of the build.
@@ -69,6 +72,7 @@ class BuildReport:
     faces_added: int = 0
     faces_removed: int = 0
     reembedded: int = 0  # faces embedded from stored chips (new model)
+    knn_labelled: int = 0  # faces given a KNN label (new faces, or all after a model change)
     errors: list[dict] = field(default_factory=list)  # new failures: {"path", "reason"}
     known_errors: list[dict] = field(default_factory=list)  # unchanged earlier failures
     interrupted: bool = False
@@ -219,6 +223,7 @@ class Builder:
                 try:
                     self._sync(cat)
                     self._reembed(cat)
+                    self._label(cat)
                     self._publish(cat)
                 except KeyboardInterrupt:
                     self.report.interrupted = True
@@ -269,7 +274,7 @@ class Builder:
         self._process(cat, todo, known, gone)
         if gone:
             with cat.transaction():
-                rep.faces_removed += self._face_count(cat, [r.id for r in gone.values()])
+                rep.faces_removed += cat.face_count([r.id for r in gone.values()])
                 rep.deleted += cat.delete_photos(r.id for r in gone.values())
                 cat.bump_generation()
 
@@ -278,11 +283,6 @@ class Builder:
             return Path(path).relative_to(self.album).as_posix()
         except ValueError:
             return str(path)
-
-    @staticmethod
-    def _face_count(cat: Catalog, photo_ids: list[int]) -> int:
-        return sum(cat.con.execute("SELECT COUNT(*) FROM faces WHERE photo_id = ?", (i,))
-                   .fetchone()[0] for i in photo_ids)
 
     def _process(self, cat: Catalog, todo: list[tuple[Path, str, int, int]],
                  known: dict[str, PhotoRow], gone: dict[str, PhotoRow]) -> None:
@@ -383,6 +383,14 @@ class Builder:
                                     model.model_id)
                 cat.bump_generation()
             self.report.reembedded += len(part)
+
+    def _label(self, cat: Catalog) -> None:
+        """KNN labels for faces that have none computed with the current model."""
+        from ferindex.analysis.album import label_faces
+
+        ids = cat.faces_without_knn(self.model.model_id)
+        if ids:
+            self.report.knn_labelled += label_faces(cat, self.model, ids)
 
     def _record_settings(self, cat: Catalog) -> None:
         """The model and detector settings queries must reuse, and the album root."""

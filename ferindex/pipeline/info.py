@@ -43,6 +43,9 @@ def index_info(index_dir: str | Path) -> dict:
             "generation": generation,
             "caches_fresh": _fresh(index_dir, generation),
             "error_files": [{"path": p, "reason": r} for p, r in cat.errors()],
+            # faces per shown label: the user's, else the KNN vote, else the model's
+            "labels": cat.label_counts(),
+            "user_labels": len(cat.user_labels()),
             "last_build": None,
         }
     if run is not None:

@@ -4,6 +4,11 @@ The query photo goes through the same decode -> detect -> align -> embed path as
 with the detector settings and model the index was built with (read from the catalog), so query
 and album vectors are comparable. Searching never takes the write lock: a query during a build
 reads the last committed state (a stale FAISS file is rebuilt in memory from the catalog).
+
+Labels follow the album's scheme (store/catalog.py): the query face gets the KNN vote over the
+reference bank plus the user's labelled faces (`label`, `probs`) and the model's softmax
+(`model_label`, `model_probs`); each hit shows its stored label (user, else KNN, else model).
+With a person, only that person's faces are searched (exactly, over their stored vectors).
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import numpy as np
 from ferindex.config import INDEX_DIRNAME
 from ferindex.errors import CatalogError, FerindexError
 from ferindex.store.catalog import Catalog
-from ferindex.store.vectors import open_index
+from ferindex.store.vectors import VectorIndex, open_index
 
 EXPRESSION = "expression"
 
@@ -53,8 +58,10 @@ class QueryFace:
     index: int  # position in left-to-right order
     n_faces: int
     box: list[int]
-    label: str
-    probs: dict[str, float]
+    label: str  # KNN vote (reference bank + the index's user labels)
+    probs: dict[str, float]  # KNN vote shares
+    model_label: str = ""  # the model's softmax argmax
+    model_probs: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,6 +69,7 @@ class QueryResult:
     image: str
     face: QueryFace
     hits: list[dict] = field(default_factory=list)  # nearest first, see `search`
+    person_id: int | None = None  # the person the search was restricted to
 
 
 def pick_face(detections: list, face: int | None, image: str | Path) -> tuple[int, object]:
@@ -82,11 +90,14 @@ def pick_face(detections: list, face: int | None, image: str | Path) -> tuple[in
 
 
 def query_photo(image: str | Path, index_dir: str | Path, *, k: int = 10, face: int | None = None,
-                model=None, detector=None) -> QueryResult:
-    """Detect, embed and search one photo against an index (see module docstring).
+                model=None, detector=None, person: str | None = None) -> QueryResult:
+    """Detect, embed and search one photo against an index (see module docstring); `person`
+    (a name or id, see `ferindex people`) restricts the hits to that person's faces.
 
-    Raises BadImageError (unreadable photo), NoFaceError, CatalogError (no/incompatible index).
+    Raises BadImageError (unreadable photo), NoFaceError, CatalogError (no/incompatible index),
+    UnknownPersonError.
     """
+    from ferindex.analysis.album import album_knn
     from ferindex.faces.align import align_face_with_landmarks
     from ferindex.io.decode import load_rgb
 
@@ -95,6 +106,7 @@ def query_photo(image: str | Path, index_dir: str | Path, *, k: int = 10, face: 
         model_id = cat.get_meta("model_id")
         if not model_id:
             raise CatalogError(f"index {index_dir} has no finished build yet: run `ferindex build`")
+        person_id = None if person is None else _person_id(cat, person)
         model = model or _load_model(cat.get_meta("model_ref") or None, model_id, index_dir)
         rgb = load_rgb(image)
         if detector is None:
@@ -109,16 +121,42 @@ def query_photo(image: str | Path, index_dir: str | Path, *, k: int = 10, face: 
         i, det = pick_face(dets, face, image)
         chip, chip_lm = align_face_with_landmarks(rgb, det.landmarks)
         Z, P = model.embed_and_proba(chip[None], chip_lm[None])
+        votes = album_knn(cat, model).predict_proba(Z)[0]
+        c = model.classes
         qface = QueryFace(index=i, n_faces=len(dets), box=[int(v) for v in det.box],
-                          label=model.classes[int(P[0].argmax())],
-                          probs={c: round(float(p), 4) for c, p in zip(model.classes, P[0])})
-        index = open_index(cat, index_dir, kind=EXPRESSION, model_id=model_id,
-                           metric=model.metric)
-        return QueryResult(str(image), qface, search(cat, index, Z[0], k, model.classes))
+                          label=c[int(votes.argmax())],
+                          probs={n: round(float(p), 4) for n, p in zip(c, votes)},
+                          model_label=c[int(P[0].argmax())],
+                          model_probs={n: round(float(p), 4) for n, p in zip(c, P[0])})
+        if person_id is None:
+            index = open_index(cat, index_dir, kind=EXPRESSION, model_id=model_id,
+                               metric=model.metric)
+        else:
+            index = _person_index(cat, person_id, person, model_id, model.metric)
+        return QueryResult(str(image), qface, search(cat, index, Z[0], k, model.classes),
+                           person_id)
+
+
+def _person_id(cat: Catalog, person: str) -> int:
+    from ferindex.analysis.people import resolve_person
+
+    return resolve_person(cat, person)
+
+
+def _person_index(cat: Catalog, person_id: int, person: str, model_id: str, metric: str):
+    """An exact in-memory index over one person's faces (a few hundred at most in an album)."""
+    ids, X = cat.load_vectors(EXPRESSION, model_id, face_ids=cat.faces_of_person(person_id))
+    if not len(ids):
+        raise CatalogError(f"person {person!r} has no faces with {model_id} vectors in the index")
+    return VectorIndex.from_vectors(ids, X, kind=EXPRESSION, model_id=model_id, metric=metric)
 
 
 def search(cat: Catalog, index, vector: np.ndarray, k: int, classes: list[str]) -> list[dict]:
-    """Nearest album faces: path, box, distance, label (+ label_prob, ids, face_index, rank)."""
+    """Nearest album faces, nearest first: rank, path, box, distance, label (user, else KNN,
+    else model) with label_prob and label_source, model_label and model_prob (the softmax),
+    face_id, photo_id, face_index, det_score, person_id."""
+    from ferindex.analysis.album import shown_label
+
     D, I = index.search(vector[None], k)
     album = Path(cat.get_meta("album", "") or "")
     details = cat.face_details([int(i) for i in I[0] if i >= 0])
@@ -127,13 +165,18 @@ def search(cat: Catalog, index, vector: np.ndarray, k: int, classes: list[str]) 
         d = details.get(int(fid))
         if d is None:  # deleted after the index snapshot was taken
             continue
-        probs = d.pop("probs")
-        label_prob = None
-        if probs is not None and d["label"] in classes and len(probs) == len(classes):
-            label_prob = round(float(probs[classes.index(d["label"])]), 4)
+        label, source, conf = shown_label(d, classes)
+        probs, model_label = d.pop("probs"), d.pop("label")
+        model_prob = None
+        if probs is not None and model_label in classes and len(probs) == len(classes):
+            model_prob = round(float(probs[classes.index(model_label)]), 4)
+        for key in ("knn_label", "knn_probs", "user_label"):
+            d.pop(key)
         hits.append({"rank": rank, "path": str(album / d.pop("path")), "box": d.pop("box"),
-                     "distance": round(float(dist), 5), "label": d.pop("label"),
-                     "label_prob": label_prob, **d})
+                     "distance": round(float(dist), 5), "label": label,
+                     "label_prob": None if conf is None else round(conf, 4),
+                     "label_source": source, "model_label": model_label,
+                     "model_prob": model_prob, **d})
     return hits
 
 

@@ -8,6 +8,16 @@ vector index whose sidecar records an older generation is stale.
 
 Paths are stored relative to the album root (POSIX form) so an album folder that carries its
 `.ferindex/` along can be moved without losing anything.
+
+Three labels per face, each in its own columns (schema v2), because each has its own lifetime:
+- `label`, `probs`, `probs_model`: the expression model's softmax posterior, written by the build;
+- `knn_label`, `knn_probs`, `knn_model`: the K=11 distance-weighted KNN vote over the model's
+  reference bank plus the user-labelled faces (the vote shares are the confidence), written by
+  the build and refreshed whenever a user label changes;
+- `user_label`: what the user typed (`ferindex label`); it survives a model upgrade.
+The label shown everywhere is the first present of user_label, knn_label, label.
+`meta.labels_version` changes with every user or KNN label write (a cache key for UIs: labels
+change without touching vectors, so `generation` does not move).
 """
 from __future__ import annotations
 
@@ -24,7 +34,7 @@ import numpy as np
 from ferindex.errors import CatalogError
 
 CATALOG_NAME = "catalog.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CHIP_SIZE = 48
 
 _SCHEMA_V1 = """
@@ -88,10 +98,35 @@ def _run_script(con: sqlite3.Connection, script: str) -> None:
             con.execute(statement)
 
 
+_V1_USER_LABELS_KEY = "user_labels"  # v1 kept user labels as JSON {face id: label} in meta
+
+
+def _migrate_v1_to_v2(con: sqlite3.Connection) -> None:
+    """User labels move from meta JSON to faces.user_label; KNN labels get their own columns."""
+    for column in ("user_label TEXT", "knn_label TEXT", "knn_probs BLOB", "knn_model TEXT"):
+        con.execute(f"ALTER TABLE faces ADD COLUMN {column}")
+    con.execute("CREATE INDEX faces_person ON faces (person_id)")
+    row = con.execute("SELECT value FROM meta WHERE key = ?", (_V1_USER_LABELS_KEY,)).fetchone()
+    if row is None:
+        return
+    try:
+        labels = json.loads(row[0])
+    except ValueError:
+        labels = None
+    if not isinstance(labels, dict):
+        raise CatalogError(f"meta {_V1_USER_LABELS_KEY!r} is not a JSON object: cannot move the"
+                           " user labels to schema v2")
+    # faces deleted since they were labelled simply match no row
+    con.executemany("UPDATE faces SET user_label = ? WHERE id = ?",
+                    [(str(v), int(k)) for k, v in labels.items() if str(k).isdigit() and v])
+    con.execute("DELETE FROM meta WHERE key = ?", (_V1_USER_LABELS_KEY,))
+
+
 # MIGRATIONS[v] upgrades a catalog at schema version v to v + 1 (0 = empty file); each runs
 # inside one transaction together with the user_version bump.
 Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: dict[int, Migration] = {0: lambda con: _run_script(con, _SCHEMA_V1)}
+MIGRATIONS: dict[int, Migration] = {0: lambda con: _run_script(con, _SCHEMA_V1),
+                                    1: _migrate_v1_to_v2}
 
 
 @dataclass
@@ -141,6 +176,10 @@ class PhotoRecord:
 
 def _blob(a: np.ndarray, dtype: str) -> bytes:
     return np.ascontiguousarray(a, dtype=dtype).tobytes()
+
+
+def _floats(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, np.float32)
 
 
 class Catalog:
@@ -347,24 +386,36 @@ class Catalog:
              for f, x in zip(face_ids, X)],
         )
 
-    def load_vectors(self, kind: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """All vectors of one kind and model: (face ids int64 (N,), float32 (N, d))."""
-        rows = self.con.execute(
-            "SELECT face_id, dim, vec FROM vectors WHERE kind = ? AND model_id = ?"
-            " ORDER BY face_id",
-            (kind, model_id),
-        ).fetchall()
+    def load_vectors(self, kind: str, model_id: str, face_ids: Sequence[int] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of one kind and model: (face ids int64 (N,), float32 (N, d)) by face id;
+        all of them, or those of `face_ids` that have one."""
+        sql = "SELECT face_id, dim, vec FROM vectors WHERE kind = ? AND model_id = ?"
+        if face_ids is None:
+            rows = self.con.execute(sql + " ORDER BY face_id", (kind, model_id)).fetchall()
+        else:
+            rows = sorted(self._select_in(sql + " AND face_id IN ({})", face_ids,
+                                          prefix=(kind, model_id)), key=lambda r: r[0])
         if not rows:
             return np.empty(0, np.int64), np.empty((0, 0), np.float32)
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         X = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), rows[0][1])
         return ids, X.copy()
 
+    def vector_models(self, kind: str) -> list[str]:
+        """Model ids that have vectors of `kind` (e.g. the identity descriptor's)."""
+        return [r[0] for r in self.con.execute(
+            "SELECT DISTINCT model_id FROM vectors WHERE kind = ? ORDER BY model_id", (kind,))]
+
     def face_details(self, face_ids: Sequence[int]) -> dict[int, dict]:
-        """Photo path, box, label and probabilities of faces, keyed by face id."""
+        """Photo path, box, labels and person of faces, keyed by face id.
+
+        `label`/`probs`: the model's softmax posterior; `knn_label`/`knn_probs`: the KNN vote;
+        `user_label`: the user's own label (see the module docstring)."""
         rows = self._select_in(
             "SELECT f.id, f.photo_id, f.face_idx, f.x0, f.y0, f.x1, f.y1, f.det_score, f.label,"
-            " f.probs, p.path FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.id IN ({})",
+            " f.probs, f.knn_label, f.knn_probs, f.user_label, f.person_id, p.path"
+            " FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.id IN ({})",
             face_ids,
         )
         out = {}
@@ -373,18 +424,141 @@ class Catalog:
                 "face_id": int(r["id"]), "photo_id": int(r["photo_id"]),
                 "face_index": int(r["face_idx"]), "path": r["path"],
                 "box": [r["x0"], r["y0"], r["x1"], r["y1"]], "det_score": r["det_score"],
-                "label": r["label"],
-                "probs": None if r["probs"] is None else np.frombuffer(r["probs"], np.float32),
+                "label": r["label"], "probs": _floats(r["probs"]),
+                "knn_label": r["knn_label"], "knn_probs": _floats(r["knn_probs"]),
+                "user_label": r["user_label"], "person_id": r["person_id"],
             }
         return out
 
-    def _select_in(self, sql: str, ids: Sequence[int], chunk: int = 900) -> list[sqlite3.Row]:
-        """SELECT ... WHERE x IN (ids) in chunks below SQLite's host-parameter limit."""
+    def thumbnails(self, face_ids: Sequence[int]) -> dict[int, bytes | None]:
+        """The small JPEG of each face the build stored (None where it stored none)."""
+        return {int(r[0]): r[1]
+                for r in self._select_in("SELECT id, thumb FROM faces WHERE id IN ({})", face_ids)}
+
+    def photo_faces(self) -> list[sqlite3.Row]:
+        """Every face with its photo, photo by photo, left to right: rows of (photo_id, path,
+        taken_at, landmarks, probs, person_id) for per-photo analyses (best shots)."""
+        return self.con.execute(
+            "SELECT p.id AS photo_id, p.path, p.taken_at, f.landmarks, f.probs, f.person_id"
+            " FROM faces f JOIN photos p ON p.id = f.photo_id ORDER BY p.id, f.face_idx"
+        ).fetchall()
+
+    def face_count(self, photo_ids: Sequence[int]) -> int:
+        """Number of faces on these photos."""
+        return sum(int(r[0]) for r in self._select_in(
+            "SELECT COUNT(*) FROM faces WHERE photo_id IN ({})", photo_ids))
+
+    # -- labels (user and KNN; the model's posterior is set_predictions) ---------------------
+    @property
+    def labels_version(self) -> int:
+        return int(self.get_meta("labels_version", "0") or 0)
+
+    def _bump_labels_version(self) -> None:
+        self.set_meta("labels_version", str(self.labels_version + 1))
+
+    def user_labels(self) -> dict[int, str]:
+        """{face id: label} of every face the user labelled."""
+        return {int(r[0]): r[1] for r in self.con.execute(
+            "SELECT id, user_label FROM faces WHERE user_label IS NOT NULL ORDER BY id")}
+
+    def set_user_label(self, face_id: int, label: str | None) -> None:
+        """Record (or with None, forget) the user's label of one face."""
+        cur = self.con.execute("UPDATE faces SET user_label = ? WHERE id = ?",
+                               (label, int(face_id)))
+        if cur.rowcount == 0:
+            raise CatalogError(f"no face with id {face_id} in index {self.path.parent}")
+        self._bump_labels_version()
+
+    def set_knn_labels(self, face_ids: Sequence[int], probs: np.ndarray, labels: Sequence[str],
+                       model_id: str) -> None:
+        """Store KNN votes (vote shares per class) and their argmax label, computed with the
+        vectors and reference bank of `model_id`."""
+        self.con.executemany(
+            "UPDATE faces SET knn_probs = ?, knn_label = ?, knn_model = ? WHERE id = ?",
+            [(_blob(p, "float32"), lab, model_id, int(f))
+             for f, p, lab in zip(face_ids, probs, labels)],
+        )
+        self._bump_labels_version()
+
+    def faces_without_knn(self, model_id: str) -> list[int]:
+        """Faces with an expression vector of `model_id` but no KNN label computed with it."""
+        return [int(r[0]) for r in self.con.execute(
+            "SELECT f.id FROM faces f JOIN vectors v ON v.face_id = f.id AND v.kind = 'expression'"
+            " AND v.model_id = ? WHERE f.knn_model IS NOT ? ORDER BY f.id", (model_id, model_id))]
+
+    def label_counts(self) -> dict[str, int]:
+        """Faces per shown label (user label, else KNN label, else the model's)."""
+        return dict(self.con.execute(
+            "SELECT COALESCE(user_label, knn_label, label, 'unknown') AS l, COUNT(*) FROM faces"
+            " GROUP BY l ORDER BY COUNT(*) DESC, l").fetchall())
+
+    # -- people ---------------------------------------------------------------------------
+    def people(self) -> list[dict]:
+        """[{id, name, count, sample_face}] of people with faces, largest first; the sample is
+        the lowest face id."""
+        rows = self.con.execute(
+            "SELECT p.id, p.name, COUNT(f.id), MIN(f.id) FROM people p JOIN faces f"
+            " ON f.person_id = p.id GROUP BY p.id ORDER BY COUNT(f.id) DESC, p.id").fetchall()
+        return [{"id": int(r[0]), "name": r[1], "count": int(r[2]), "sample_face": int(r[3])}
+                for r in rows]
+
+    def find_person(self, person: str) -> int | None:
+        """A person's id from a name (first) or a numeric id; None if there is none."""
+        row = self.con.execute("SELECT id FROM people WHERE name = ?", (person,)).fetchone()
+        if row is None and person.strip().isdigit():
+            row = self.con.execute("SELECT id FROM people WHERE id = ?",
+                                   (int(person),)).fetchone()
+        return None if row is None else int(row[0])
+
+    def add_person(self, name: str | None = None) -> int:
+        return int(self.con.execute("INSERT INTO people (name) VALUES (?)", (name,)).lastrowid)
+
+    def rename_person(self, person_id: int, name: str | None) -> None:
+        self.con.execute("UPDATE people SET name = ? WHERE id = ?", (name, int(person_id)))
+
+    def merge_people(self, keep: int, other: int) -> None:
+        """Move every face of `other` to `keep` and delete `other`."""
+        if int(keep) == int(other):
+            return
+        self.con.execute("UPDATE faces SET person_id = ? WHERE person_id = ?",
+                         (int(keep), int(other)))
+        self.con.execute("DELETE FROM people WHERE id = ?", (int(other),))
+
+    def set_person(self, face_ids: Sequence[int], person_id: int | None, *,
+                   only_unassigned: bool = False) -> None:
+        """Assign faces to a person (None: to nobody); `only_unassigned` leaves faces that
+        already have a person alone."""
+        sql = "UPDATE faces SET person_id = ? WHERE id = ?"
+        if only_unassigned:
+            sql += " AND person_id IS NULL"
+        self.con.executemany(sql, [(person_id, int(f)) for f in face_ids])
+
+    def named_person_faces(self) -> dict[int, int]:
+        """{face id: person id} of faces that belong to a named person."""
+        return dict(self.con.execute(
+            "SELECT f.id, f.person_id FROM faces f JOIN people p ON p.id = f.person_id"
+            " WHERE p.name IS NOT NULL").fetchall())
+
+    def delete_unnamed_people(self) -> None:
+        """Forget every unnamed person (their faces become unassigned)."""
+        self.con.execute("UPDATE faces SET person_id = NULL WHERE person_id IN"
+                         " (SELECT id FROM people WHERE name IS NULL)")
+        self.con.execute("DELETE FROM people WHERE name IS NULL")
+
+    def faces_of_person(self, person_id: int) -> list[int]:
+        return [int(r[0]) for r in self.con.execute(
+            "SELECT id FROM faces WHERE person_id = ? ORDER BY id", (int(person_id),))]
+
+    def _select_in(self, sql: str, ids: Sequence[int], chunk: int = 900,
+                   prefix: tuple = ()) -> list[sqlite3.Row]:
+        """SELECT ... WHERE x IN (ids) in chunks below SQLite's host-parameter limit; `prefix`
+        holds the values of placeholders that come before the IN list."""
         rows: list[sqlite3.Row] = []
         ids = [int(i) for i in ids]
         for s in range(0, len(ids), chunk):
             part = ids[s:s + chunk]
-            rows += self.con.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+            rows += self.con.execute(sql.format(",".join("?" * len(part))),
+                                     (*prefix, *part)).fetchall()
         return rows
 
     # -- runs and counts ------------------------------------------------------------------

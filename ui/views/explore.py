@@ -76,9 +76,9 @@ def render(index: state.Index) -> None:
     event = st.plotly_chart(scatter(xy, faces, colour_groups(index, faces, by)),
                             key="explore_map", on_select="rerun",
                             selection_mode=("points", "box", "lasso"))
-    picked = st.multiselect(
-        "...or pick faces by id", faces.ids.tolist(), key="explore_pick",
-        format_func=lambda f: f"face {f} · {faces.labels[widgets.rows_of(faces, [f])[0]]}")
+    names = {int(f): f"face {f} · {label}" for f, label in zip(faces.ids, faces.labels)}
+    picked = st.multiselect("...or pick faces by id", list(names), format_func=names.get,
+                            key="explore_pick")
     ids = list(dict.fromkeys(selected_ids(event) + [int(f) for f in picked]))
     if not ids:
         st.caption("Select points on the map (box or lasso) to see their faces.")

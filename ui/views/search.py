@@ -107,10 +107,10 @@ def render(index: state.Index) -> None:
             widgets.show_problem(e)
             return
     else:
-        face_id = st.selectbox(
-            "Album face", faces.ids.tolist(), key="search_face",
-            format_func=lambda f: f"face {f} · {faces.labels[widgets.rows_of(faces, [f])[0]]}"
-                                  f" · {faces.paths[widgets.rows_of(faces, [f])[0]]}")
+        names = {int(f): f"face {f} · {label} · {path}"
+                 for f, label, path in zip(faces.ids, faces.labels, faces.paths)}
+        face_id = st.selectbox("Album face", list(names), format_func=names.get,
+                               key="search_face")
         result = search_face(index, int(face_id), k, keep)
     left, right = st.columns([1, 5])
     with left:

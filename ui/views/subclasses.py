@@ -27,7 +27,8 @@ def render(index: state.Index) -> None:
     st.header("Sub-classes: kinds of each expression")
     faces = state.album_faces(index)
     names, sizes = np.unique(faces.labels, return_counts=True)
-    labels, counts = names.tolist(), sizes.tolist()
+    order = np.argsort(-sizes, kind="stable")  # the largest expression first
+    labels, counts = names[order].tolist(), sizes[order].tolist()
     c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
     expression = c1.selectbox("Expression", labels, key="sub_expression",
                               format_func=lambda e: f"{e} ({counts[labels.index(e)]} faces)")
