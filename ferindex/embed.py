@@ -37,6 +37,9 @@ class ExpressionModel:
         self.input_size: int = int(card["input"]["size"])
         self.metric: str = card.get("metric", "euclidean")
         self.dim: int = int(card["arch"].get("dim", 64))
+        # Mirror test-time augmentation: a face and its mirror image show the same expression, so
+        # averaging both embeddings removes some pose/asymmetry noise (measured in the model card).
+        self.flip_tta: bool = bool(card["input"].get("flip_tta", False)) and self.net.inputs == ("face",)
 
     def _prepare(self, crops: np.ndarray, landmarks: np.ndarray | None) -> dict[str, np.ndarray]:
         crops = np.asarray(crops)
@@ -55,7 +58,11 @@ class ExpressionModel:
         n = len(next(iter(chips.values())))
         zs, ps = [], []
         for i in range(0, n, batch_size):
-            z, logits = self.net(to_tensors(chips, slice(i, i + batch_size)))
+            x = to_tensors(chips, slice(i, i + batch_size))
+            z, logits = self.net(x)
+            if self.flip_tta:
+                z_m, logits_m = self.net({"face": x["face"].flip(-1)})
+                z, logits = (z + z_m) / 2, (logits + logits_m) / 2
             zs.append(z)
             ps.append(torch.softmax(logits, 1))
         if not zs:
@@ -76,7 +83,7 @@ class ExpressionModel:
 
     def reference_bank(self) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings (M, dim) float32 and labels (M,) of the labelled training faces."""
-        return _load_bank(self.card_path.with_name(self.card_path.stem + "_bank.npz"))
+        return _load_bank(_bank_path(self.card_path))
 
 
 @lru_cache(maxsize=4)
@@ -126,14 +133,29 @@ def load_model(name_or_path: str | Path | None = None) -> ExpressionModel:
     return _load(_resolve(name_or_path).resolve())
 
 
-def export_model(net: ExpressionNet, card: dict[str, Any], bank_embeddings: np.ndarray, bank_labels: np.ndarray,
-                 dest: Path) -> Path:
-    """Write `dest`.json/.safetensors/_bank.npz (dest is a path stem, e.g. ferindex/models/default).
-    The bank is stored as float16: half the size, and KNN votes do not change measurably."""
+def _bank_path(card_path: Path) -> Path:
+    return card_path.with_name(card_path.stem + "_bank.npz")
+
+
+def write_bank(model: ExpressionModel, images: np.ndarray, labels: np.ndarray, landmarks: np.ndarray | None = None) -> Path:
+    """Embed the labelled training faces with the model exactly as album faces are embedded
+    (same preprocessing and test-time augmentation) and store them as its reference bank.
+    float16 halves the size; KNN votes do not change measurably."""
+    path = _bank_path(model.card_path)
+    np.savez_compressed(path, embeddings=model.embed(images, landmarks).astype(np.float16), labels=labels.astype(np.int16))
+    _load_bank.cache_clear()
+    return path
+
+
+def export_model(net: ExpressionNet, card: dict[str, Any], bank_images: np.ndarray, bank_labels: np.ndarray,
+                 dest: Path, bank_landmarks: np.ndarray | None = None) -> ExpressionModel:
+    """Write `dest`.json/.safetensors/_bank.npz (dest is a path stem, e.g. ferindex/models/default)
+    and return the exported model, loaded back the way users load it."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(dest.with_suffix(".safetensors")))
-    np.savez_compressed(dest.with_name(dest.name + "_bank.npz"), embeddings=bank_embeddings.astype(np.float16),
-                        labels=bank_labels.astype(np.int16))
     dest.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    return dest.with_suffix(".json")
+    _load.cache_clear()
+    model = load_model(dest.with_suffix(".json"))
+    write_bank(model, bank_images, bank_labels, bank_landmarks)
+    return model

@@ -38,22 +38,27 @@ TWIN = "obama_small.jpg"  # in the album: the same frame as QUERY, smaller
 def album_files() -> list[Path]:
     """3 + 3 one-face chips of two people, a two-face group photo and one Obama frame."""
     johns = DATA / PHOTOS / "dlib_johns"
-    files = [f for who in ("John_Salley", "John_Savage") for f in sorted((johns / who).glob("*.jpg"))[:3]]
+    files = [f for who in ("John_Salley", "John_Savage")
+             for f in sorted((johns / who).glob("*.jpg"))[:3]]
     return files + [DATA / PHOTOS / "dlib_faces" / "2008_001009.jpg",
                     DATA / PHOTOS / "face_recognition" / "examples" / TWIN]
+
+
+_BUILT: list[Path] = []  # test_ui_browser.py imports the fixture too: build once per session
 
 
 @pytest.fixture(scope="session")
 def album_index(tmp_path_factory) -> Path:
     """A real index (build pipeline) of album_files(); tests must not change it."""
-    album = tmp_path_factory.mktemp("ui_album")
-    for f in album_files():
-        prefix = f.parent.name + "_" if f.parent.parent.name == "dlib_johns" else ""
-        shutil.copyfile(f, album / (prefix + f.name))
-    index = album / ".ferindex"
-    report = build_album(album, index)
-    assert report.totals["faces"] >= 8 and not report.errors
-    return index
+    if not _BUILT:
+        album = tmp_path_factory.mktemp("ui_album")
+        for f in album_files():
+            prefix = f.parent.name + "_" if f.parent.parent.name == "dlib_johns" else ""
+            shutil.copyfile(f, album / (prefix + f.name))
+        report = build_album(album, album / ".ferindex")
+        assert report.totals["faces"] >= 8 and not report.errors
+        _BUILT.append(album / ".ferindex")
+    return _BUILT[0]
 
 
 @pytest.fixture
@@ -223,7 +228,7 @@ def test_explore_map_and_picked_faces(own_index):
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert sum(len(t["text"]) for t in chart["data"]) == n_faces(own_index)
     with Catalog.open(own_index) as cat:
-        stored = [k for (k,) in cat.con.execute("SELECT key FROM meta WHERE key LIKE 'projection:%'")]
+        stored = cat.con.execute("SELECT key FROM meta WHERE key LIKE 'projection:%'").fetchall()
         ids = [int(r[0]) for r in cat.con.execute("SELECT id FROM faces ORDER BY id LIMIT 3")]
     assert len(stored) == 1  # the map is kept in the catalog for the next visit (and the CLI)
     at.multiselect(key="explore_pick").set_value(ids).run()
@@ -283,8 +288,9 @@ def test_people_cluster_rename_merge_persist(own_index):
     at.button(key="people_cluster").click().run()
     assert at.success[0].value.endswith("people found.")
     with Catalog.open(own_index) as cat:
-        people = cat.con.execute("SELECT person_id, COUNT(*) FROM faces WHERE person_id IS NOT"
-                                 " NULL GROUP BY person_id ORDER BY COUNT(*) DESC, person_id").fetchall()
+        people = cat.con.execute(
+            "SELECT person_id, COUNT(*) FROM faces WHERE person_id IS NOT NULL"
+            " GROUP BY person_id ORDER BY COUNT(*) DESC, person_id").fetchall()
         salley = {r[0] for r in cat.con.execute(
             "SELECT f.person_id FROM faces f JOIN photos p ON p.id = f.photo_id"
             " WHERE p.path LIKE 'John_Salley_%'")}
@@ -298,7 +304,8 @@ def test_people_cluster_rename_merge_persist(own_index):
     assert at.success[0].value == f"person {first} is now Alice."
     assert at.subheader[0].value == f"Alice — {people[0][1]} faces"
     with Catalog.open(own_index) as cat:
-        assert cat.con.execute("SELECT name FROM people WHERE id = ?", (first,)).fetchone()[0] == "Alice"
+        name = cat.con.execute("SELECT name FROM people WHERE id = ?", (first,)).fetchone()[0]
+    assert name == "Alice"
 
     second = people[1][0]
     at.selectbox(key="merge_keep").set_value(first)
@@ -308,7 +315,8 @@ def test_people_cluster_rename_merge_persist(own_index):
     assert at.subheader[0].value == f"Alice — {people[0][1] + people[1][1]} faces"
     assert len(at.subheader) == len(people) - 1
     with Catalog.open(own_index) as cat:
-        assert cat.con.execute("SELECT COUNT(*) FROM people WHERE id = ?", (second,)).fetchone()[0] == 0
+        gone = cat.con.execute("SELECT COUNT(*) FROM people WHERE id = ?", (second,)).fetchone()
+    assert gone[0] == 0
 
 
 # -- caches follow the index ------------------------------------------------------------------

@@ -215,11 +215,10 @@ def main(argv: list[str] | None = None) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
     if args.export:
-        ref_z, _ = embed_all(model, train_chips, device)
         card = {
             "name": cfg["name"], "classes": train.classes, "arch": arch,
             "input": {"size": 48, "color": "gray", "framing": "fer2013 (ferindex/faces/template.json)", "inputs": list(inputs),
-                      "normalize": {"mean": MEAN, "std": STD}},
+                      "normalize": {"mean": MEAN, "std": STD}, "flip_tta": cfg.get("flip_tta", False)},
             "metric": "euclidean",
             "training": {"data": "FER2013 Training with FER+ vote distributions" if cfg["labels"] == "ferplus" else "FER2013 Training",
                          "selection": "best FER+ PublicTest KNN(K=11) accuracy (dedup)", "config": cfg,
@@ -227,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
                          "hardware": hardware, "duration_s": round(duration), "epochs": cfg["epochs"], "best_epoch": best["epoch"]},
             "metrics": {"fer_plus_public_test": {"softmax_acc": best["val_acc"], "knn11_acc_6k_ref": best["val_knn"]}},
         }
-        export_model(model.cpu(), card, ref_z, train.labels, args.export)
+        lms = np.load(cfg["landmarks"])[train.rows] if any(k != "face" for k in inputs) and train.rows is not None else None
+        export_model(model.cpu(), card, train.images, train.labels, args.export, lms)
         print(f"exported to {args.export}")
 
 

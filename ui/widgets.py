@@ -92,7 +92,8 @@ def prob_bars(classes: Sequence[str], series: Mapping[str, Mapping[str, float]])
 
     fig = go.Figure([go.Bar(name=name, y=list(classes), x=[float(p.get(c, 0.0)) for c in classes],
                             orientation="h") for name, p in series.items()])
-    fig.update_layout(barmode="group", height=40 + 34 * len(classes), margin=dict(l=0, r=0, t=8, b=0),
+    fig.update_layout(barmode="group", height=40 + 34 * len(classes),
+                      margin=dict(l=0, r=0, t=8, b=0),
                       xaxis=dict(range=[0, 1], title="probability"),
                       yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.25))
     return fig

@@ -9,7 +9,8 @@ from ferindex.analysis import people as ppl
 from ferindex.analysis.album import IDENTITY, load_faces
 from ui import state, widgets
 
-SAMPLES = 8
+SAMPLES = 8  # faces shown per person
+PAGE = 30  # people drawn at first: every one is a gallery and a form
 FLASH = "people_flash"
 
 
@@ -52,7 +53,6 @@ def render(index: state.Index) -> None:
         st.success(st.session_state.pop(FLASH))
     with state.catalog(index) as cat:
         rows = ppl.list_people(cat)
-        members = {p["id"]: ppl.faces_of(cat, p["id"]) for p in rows}
     with st.expander("Find people" if not rows else "Cluster again", expanded=not rows):
         size = st.number_input("Fewest faces of one person", 2, 100, 3, key="people_min_size")
         if st.button("Find people" if not rows else "Cluster again (named people keep their"
@@ -78,9 +78,16 @@ def render(index: state.Index) -> None:
                     _apply(lambda: merge(index, keep, other),
                            f"Merged {names[other]} into {names[keep]}.")
     faces = state.album_faces(index)
-    for p in rows:
+    shown_people = rows
+    if len(rows) > PAGE:
+        top = int(st.number_input(f"People shown (of {len(rows)}, largest first)", 1, len(rows),
+                                  PAGE, step=PAGE, key="people_shown"))
+        shown_people = rows[:top]
+    with state.catalog(index) as cat:
+        members = {p["id"]: ppl.faces_of(cat, p["id"])[:SAMPLES] for p in shown_people}
+    for p in shown_people:
         st.subheader(f"{names[p['id']]} — {p['count']} faces")
-        shown = np.asarray(members[p["id"]][:SAMPLES], dtype=np.int64)
+        shown = np.asarray(members[p["id"]], dtype=np.int64)
         shown = shown[np.isin(shown, faces.ids)]  # faces awaiting a vector of a new model: later
         widgets.gallery(widgets.face_cards(index, faces, widgets.rows_of(faces, shown)), cols=8)
         with st.form(f"people_rename_{p['id']}"):
