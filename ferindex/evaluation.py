@@ -1,5 +1,6 @@
-"""The evaluation protocol of DESIGN §6, as functions returning plain dicts, so the evaluation
-script, the model card and the regression tests compute the same numbers the same way."""
+"""The evaluation protocol of DESIGN §6, as functions returning plain dicts, so `ferindex eval`,
+scripts/evaluate.py, the model card and the regression tests compute the same numbers the same
+way. Needs the research data (FERINDEX_DATA)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -75,3 +76,50 @@ def ckplus_subject_cv(model: ExpressionModel, n_folds: int = 10, seed: int = 0) 
         rest = np.setdiff1d(np.arange(len(ck)), fold)
         accs.append(knn_accuracy(z[rest], ck.labels[rest], z[fold], ck.labels[fold], k=K, metric=model.metric))
     return {"folds": n_folds, "knn11_acc_mean": float(np.mean(accs)), "knn11_acc_std": float(np.std(accs))}
+
+
+def evaluate(model: ExpressionModel, quick: bool = False, out: Path | None = None) -> dict:
+    """Every protocol above for one model (`quick` skips the FER2013 7-class run, which embeds
+    all Training faces again); the KNN confusion matrix is saved as a PNG under `out`."""
+    import time
+
+    t0 = time.time()
+    png = Path(out) / f"confusion_{model.card.get('name', 'model')}.png" if out else None
+    res = {"model": model.model_id, "fer_plus_private_test": fer_plus_test(model, confusion_png=png),
+           "ckplus_cross_dataset": ckplus_cross(model), "ckplus_10fold_subject_cv": ckplus_subject_cv(model)}
+    if not quick:
+        res["fer2013_private_test"] = fer2013_test(model)
+    res["eval_s"] = round(time.time() - t0, 1)
+    return res
+
+
+def card_metrics(res: dict) -> dict:
+    """The part of an evaluation a model card keeps (what the regression tests hold it to)."""
+    metrics = {k: v for k, v in res.items() if k not in ("model", "eval_s")}
+    metrics["fer_plus_private_test"] = {k: v for k, v in metrics["fer_plus_private_test"].items() if k != "confusion_knn"}
+    return metrics
+
+
+def report_lines(res: dict, classes: list[str]) -> list[str]:
+    """The evaluation as an aligned text table for people."""
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}"
+
+    f = res["fer_plus_private_test"]
+    rows = [("FER+ PrivateTest (dedup) n", str(f["n"])), ("  softmax accuracy %", pct(f["softmax_acc"])),
+            ("  KNN(K=11) accuracy %", pct(f["knn11_acc"])), ("  NMI (k-means) %", pct(f["nmi"])),
+            ("  F1 (k-means) %", pct(f["f1"])), ("  MAP@R %", pct(f["map_at_r"]))]
+    rows += [(f"  Recall@{k} / Acc@{k} %", f"{pct(f['recall_at_k'][k])} / {pct(f['acc_at_k'][k])}") for k in f["recall_at_k"]]
+    if "fer2013_private_test" in res:
+        g = res["fer2013_private_test"]
+        rows.append(("FER2013 7-class PrivateTest KNN %", f"{pct(g['knn11_acc_all'])} (all {g['n_all']}), "
+                     f"{pct(g['knn11_acc_dedup'])} (dedup {g['n_dedup']})"))
+    c, cv = res["ckplus_cross_dataset"], res["ckplus_10fold_subject_cv"]
+    rows += [("CK+48 cross-dataset KNN / softmax %", f"{pct(c['knn11_acc'])} / {pct(c['softmax_acc'])}"),
+             ("CK+48 cross-dataset NMI %", pct(c["nmi"])),
+             ("CK+48 10-fold subject CV, frozen KNN %", f"{pct(cv['knn11_acc_mean'])} ± {pct(cv['knn11_acc_std'])}")]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"model {res['model']}  ({res['eval_s']} s)"] + [f"{n:<{width}}  {v}" for n, v in rows]
+    lines.append("confusion (rows: true class, columns: KNN prediction): " + " ".join(classes))
+    lines += [f"  {name:<10} " + " ".join(f"{v:5d}" for v in row) for name, row in zip(classes, f["confusion_knn"])]
+    return lines

@@ -32,33 +32,7 @@ pytestmark = pytest.mark.skipif(DATA is None, reason=DATA_HINT)
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 PHOTOS = "photos"
 QUERY = "photos/face_recognition/examples/obama-240p.jpg"  # not in the album
-TWIN = "obama_small.jpg"  # in the album: the same frame as QUERY, smaller
-
-
-def album_files() -> list[Path]:
-    """3 + 3 one-face chips of two people, a two-face group photo and one Obama frame."""
-    johns = DATA / PHOTOS / "dlib_johns"
-    files = [f for who in ("John_Salley", "John_Savage")
-             for f in sorted((johns / who).glob("*.jpg"))[:3]]
-    return files + [DATA / PHOTOS / "dlib_faces" / "2008_001009.jpg",
-                    DATA / PHOTOS / "face_recognition" / "examples" / TWIN]
-
-
-_BUILT: list[Path] = []  # test_ui_browser.py imports the fixture too: build once per session
-
-
-@pytest.fixture(scope="session")
-def album_index(tmp_path_factory) -> Path:
-    """A real index (build pipeline) of album_files(); tests must not change it."""
-    if not _BUILT:
-        album = tmp_path_factory.mktemp("ui_album")
-        for f in album_files():
-            prefix = f.parent.name + "_" if f.parent.parent.name == "dlib_johns" else ""
-            shutil.copyfile(f, album / (prefix + f.name))
-        report = build_album(album, album / ".ferindex")
-        assert report.totals["faces"] >= 8 and not report.errors
-        _BUILT.append(album / ".ferindex")
-    return _BUILT[0]
+TWIN = "obama_small.jpg"  # in the album (album_index, conftest.py): QUERY's frame, smaller
 
 
 @pytest.fixture
@@ -319,7 +293,45 @@ def test_people_cluster_rename_merge_persist(own_index):
     assert gone[0] == 0
 
 
+def test_people_ids_are_not_names(own_index):
+    """A person named like another person's id: the page renames by id (an int), the CLI's
+    string PERSON still finds the name first."""
+    from ferindex.analysis.people import resolve_person
+
+    at = open_app(own_index, "People")
+    at.button(key="people_cluster").click().run()
+    with Catalog.open(own_index) as cat:
+        people = [p["id"] for p in cat.people()]
+    first, second = people[:2]
+    at.text_input(key=f"rename_{second}").set_value(str(first))  # second is now named "<first>"
+    at.button(key=f"FormSubmitter:people_rename_{second}-Rename").click().run()
+    at.text_input(key=f"rename_{first}").set_value("Alice")
+    at.button(key=f"FormSubmitter:people_rename_{first}-Rename").click().run()
+    assert not at.exception and not at.error
+    with Catalog.open(own_index) as cat:
+        names = dict(cat.con.execute("SELECT id, name FROM people").fetchall())
+        assert names[first] == "Alice" and names[second] == str(first)
+        assert resolve_person(cat, str(first)) == second  # CLI: the name wins
+        assert resolve_person(cat, first) == first  # an int is always an id
+
+
 # -- caches follow the index ------------------------------------------------------------------
+
+def test_new_label_is_shown_without_restart(own_index):
+    """Labels change without a generation bump (`ferindex label` writes the catalog's
+    labels_version): the next rerun shows the user's label, not the cached one."""
+    from ferindex.analysis.album import set_user_label
+
+    at = open_app(own_index, "Summary")
+    face = int(at.main.image[0].captions[0].split("face ")[1])
+    old = at.main.image[0].captions[0].split(" · ")[0]
+    new = "fear" if old != "fear" else "surprise"
+    with Catalog.open(own_index) as cat:
+        set_user_label(cat, face, new)
+    at.run()
+    shown = {int(c.split("face ")[1]): c.split(" · ")[0] for c in captions(at)}
+    assert shown[face] == new
+
 
 def test_rebuilt_index_is_shown_without_restart(own_index, tmp_path):
     """Cached arrays are keyed by the catalog generation: a build that adds faces shows up."""

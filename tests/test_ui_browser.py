@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from test_ui import QUERY, album_index, n_faces  # noqa: F401  (the session's small real index)
+from test_ui import QUERY, n_faces  # album_index: the session's small real index (conftest.py)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -3,11 +3,11 @@
 Streamlit reruns the whole script on every click, so anything slow (the model, the detector,
 the album's vectors, the FAISS index, KNN banks, sub-class trees, maps) is built once per
 process with `st.cache_resource`, keyed by the index folder and its catalog generation: a
-build that commits faces bumps the generation, and the next rerun sees the new data. User
-labels and people (renamed or merged in the People page) change without a generation bump, so
-they are keyed by their own stamps. SQLite connections must not cross threads and every
-browser session runs in its own thread, so the catalog itself is opened per rerun and only
-plain arrays are cached.
+build that commits faces bumps the generation, and the next rerun sees the new data. Labels
+(`ferindex label`, KNN re-votes: the catalog's labels_version) and people (renamed or merged in
+the People page) change without a generation bump, so they are keyed by their own stamps.
+SQLite connections must not cross threads and every browser session runs in its own thread,
+so the catalog itself is opened per rerun and only plain arrays are cached.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class Index:
     album: Path
     photos: int
     faces: int
-    labels_stamp: str  # changes when the user labels a face
+    labels_stamp: str  # catalog meta labels_version: moves with every user or KNN label write
     people_stamp: str  # changes when people are clustered, renamed or merged
 
 
@@ -97,7 +97,7 @@ def open_index(text: str) -> Index:
         detector=meta.get("detector", "hog"), upsample=int(meta.get("upsample", 1)),
         model_pack=meta.get("model_pack", ""), album=Path(meta.get("album", "")),
         photos=counts["photos"], faces=counts["faces"],
-        labels_stamp=_stamp(meta.get("user_labels", "")), people_stamp=people)
+        labels_stamp=meta.get("labels_version", "0"), people_stamp=people)
 
 
 def _stamp(*parts: object) -> str:
@@ -128,9 +128,9 @@ class SerialDetector:
 
 @st.cache_resource(show_spinner="Loading the expression model...")
 def _model(ref: str, model_id: str, index_path: str):
-    from ferindex.pipeline.query import _load_model  # the query path's model/index check
+    from ferindex.pipeline.query import load_index_model  # the query path's model/index check
 
-    return _load_model(ref or None, model_id, Path(index_path))
+    return load_index_model(ref or None, model_id, Path(index_path))
 
 
 def model(index: Index):

@@ -45,9 +45,9 @@ def show_problem(e: UploadProblem) -> None:
 
 def face_crop(rgb: np.ndarray, box: Sequence[int]) -> bytes:
     """The same square JPEG around a face that the build stores as an album face's thumbnail."""
-    from ferindex.pipeline.build import _thumb
+    from ferindex.pipeline.build import face_thumbnail
 
-    return _thumb(rgb, tuple(int(v) for v in box))
+    return face_thumbnail(rgb, tuple(int(v) for v in box))
 
 
 @dataclass

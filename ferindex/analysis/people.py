@@ -138,8 +138,18 @@ def store_clusters(cat: "Catalog", face_ids: Sequence[int], labels: np.ndarray) 
     return mapping
 
 
-def resolve_person(cat: "Catalog", person: str) -> int:
-    """A person id from a name or a numeric id; raises UnknownPersonError naming it."""
+def resolve_person(cat: "Catalog", person: str | int) -> int:
+    """A person id; raises UnknownPersonError naming what was asked for.
+
+    An int is a person id (what the UI's pickers hold), so a person named "2" cannot hide
+    person 2 there. A string is what the CLI's PERSON arguments get: a name first, then a
+    numeric id, so a person the user named "2" is found by that name.
+    """
+    if isinstance(person, (int, np.integer)) and not isinstance(person, bool):
+        pid = int(person)
+        if any(p["id"] == pid for p in cat.people()):
+            return pid
+        raise UnknownPersonError(f"no person with id {pid} (run `ferindex people` to list them)")
     pid = cat.find_person(str(person))
     if pid is None:
         raise UnknownPersonError(

@@ -381,12 +381,12 @@ def label(
     that face, and it joins the KNN votes (reference bank + your labels), so the stored KNN
     labels of the whole album are recomputed."""
     from ferindex.analysis.album import label_faces, set_user_label
-    from ferindex.pipeline.query import _load_model
+    from ferindex.pipeline.query import load_index_model
 
     def body() -> dict:
         where, cat = open_catalog(index, album)
         with cat:
-            model = _load_model(cat.get_meta("model_ref") or None,
+            model = load_index_model(cat.get_meta("model_ref") or None,
                                 cat.get_meta("model_id") or "", where)
             value = None
             if new_label.lower() != "none":

@@ -194,6 +194,30 @@ def sample_album(
         output.stdout.print(f"  {p}")
 
 
+@app.command("eval")
+def eval_model(
+    model: Annotated[Optional[str], typer.Option(help="Model name or card path (default: the shipped model).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Skip the FER2013 7-class run (re-embeds 28k faces).")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the confusion-matrix PNG (none if not given).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate the expression model on the research data (FER+, FER2013, CK+48; DESIGN §6).
+    Needs FERINDEX_DATA; takes a few minutes on a CPU."""
+    from ferindex.embed import load_model
+    from ferindex.evaluation import evaluate, report_lines
+
+    def run() -> tuple:
+        m = load_model(model)
+        return m, evaluate(m, quick, out)
+
+    m, res = guarded(as_json, run)
+    if as_json:
+        output.emit_json(res)
+        return
+    for line in report_lines(res, m.classes):
+        output.stdout.print(line, highlight=False)
+
+
 def _register_analysis_commands() -> None:
     """classify, subclasses, summarize, people, find, map, label, bestshot (cli/analysis_cmds)."""
     from ferindex.cli.analysis_cmds import register

@@ -102,7 +102,7 @@ def taken_at(path: Path) -> str | None:
     return str(value).strip("\x00 ") or None if value else None
 
 
-def _thumb(rgb: np.ndarray, box: tuple[int, int, int, int]) -> bytes:
+def face_thumbnail(rgb: np.ndarray, box: tuple[int, int, int, int]) -> bytes:
     """A small square JPEG around the face (box grown by 25%), for UIs and reports."""
     from PIL import Image
 
@@ -161,7 +161,7 @@ class FaceExtractor:
             chip, chip_lm = align_face_with_landmarks(rgb, d.landmarks)
             face = FaceRecord(box=tuple(int(v) for v in d.box), score=float(d.score),
                               landmarks=np.asarray(d.landmarks, np.float32), chip=chip,
-                              chip_landmarks=chip_lm, thumb=_thumb(rgb, d.box))
+                              chip_landmarks=chip_lm, thumb=face_thumbnail(rgb, d.box))
             if ident is not None:
                 face.vectors[(IDENTITY, IDENTITY_MODEL)] = ident[i]
             rec.faces.append(face)

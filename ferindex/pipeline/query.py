@@ -107,7 +107,7 @@ def query_photo(image: str | Path, index_dir: str | Path, *, k: int = 10, face: 
         if not model_id:
             raise CatalogError(f"index {index_dir} has no finished build yet: run `ferindex build`")
         person_id = None if person is None else _person_id(cat, person)
-        model = model or _load_model(cat.get_meta("model_ref") or None, model_id, index_dir)
+        model = model or load_index_model(cat.get_meta("model_ref") or None, model_id, index_dir)
         rgb = load_rgb(image)
         if detector is None:
             from ferindex.faces.detect import make_detector
@@ -180,7 +180,9 @@ def search(cat: Catalog, index, vector: np.ndarray, k: int, classes: list[str]) 
     return hits
 
 
-def _load_model(ref: str | None, model_id: str, index_dir: Path):
+def load_index_model(ref: str | None, model_id: str, index_dir: Path):
+    """The installed model, checked to be the one the index was built with: vectors of two
+    models are not comparable, so a mismatch is a CatalogError asking for a rebuild."""
     from ferindex.embed import load_model
 
     model = load_model(ref)

@@ -26,13 +26,13 @@ def find_people(index: state.Index, min_cluster_size: int) -> int:
 
 def rename(index: state.Index, person_id: int, name: str) -> None:
     with state.catalog(index) as cat:
-        ppl.name_person(cat, str(person_id), name)
+        ppl.name_person(cat, person_id, name)  # an int: an id, never a name
 
 
 def merge(index: state.Index, keep: int, other: int) -> None:
     """Move `other`'s faces to `keep` (KeyError if either vanished meanwhile)."""
     with state.catalog(index) as cat:
-        ppl.merge_people(cat, str(keep), str(other))
+        ppl.merge_people(cat, keep, other)
 
 
 def _apply(change, message: str) -> None:
