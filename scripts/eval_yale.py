@@ -7,7 +7,7 @@ model (ferindex.embed.load_model). Two crops are compared: `aligned` (similarity
 FER template, faces/align.py) and `box` (square detector-box crop, the naive baseline).
 Condition -> FER+ class: happy->happiness, sad->sadness, surprised->surprise, normal->neutral.
 Reported per crop: softmax argmax over all model classes, argmax restricted to the 4 classes,
-and KNN (K=11, model metric) against the model's reference bank. Photos without a detected face
+and KNN (K=11, distance-weighted, model metric) against the model's reference bank. Photos without a detected face
 count as errors.
 Usage: python scripts/eval_yale.py [--crop aligned box] [--model NAME_OR_PATH] [--json]
 """
@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 
 import numpy as np
 
+from ferindex.analysis.knn import KNNClassifier
 from ferindex.config import DATA_HINT, data_dir
 from ferindex.embed import load_model
 from ferindex.faces import align
@@ -29,24 +29,6 @@ from ferindex.io.decode import load_rgb
 CONDITIONS = {"happy": "happiness", "sad": "sadness", "surprised": "surprise", "normal": "neutral"}
 DUPLICATES = {"subject04.normal", "subject04.sad"}
 K = 11
-
-
-def knn_predict(z: np.ndarray, bank: np.ndarray, labels: np.ndarray, metric: str, k: int = K
-                ) -> np.ndarray:
-    """Majority label of the k nearest bank embeddings (ties: the nearer neighbours win)."""
-    if metric == "cosine":
-        zn = z / np.linalg.norm(z, axis=1, keepdims=True).clip(1e-12)
-        bn = bank / np.linalg.norm(bank, axis=1, keepdims=True).clip(1e-12)
-        dist = -zn @ bn.T
-    else:
-        dist = (z ** 2).sum(1)[:, None] - 2 * z @ bank.T + (bank ** 2).sum(1)[None]
-    nearest = np.argsort(dist, axis=1)[:, :k]
-    out = []
-    for row in labels[nearest]:
-        counts = Counter(row.tolist())
-        top = max(counts.values())
-        out.append(next(lab for lab in row if counts[lab] == top))
-    return np.asarray(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
             marks[crop].append(lm)
     truth, found = np.asarray(truth), np.asarray(found)
     four = [model.classes.index(c) for c in CONDITIONS.values()]
-    bank, bank_labels = model.reference_bank()
+    knn = KNNClassifier(k=K, metric=model.metric).fit(*model.reference_bank())
     results = []
     for crop in args.crop:
         z, proba = model.embed_and_proba(np.asarray(crops[crop]), np.asarray(marks[crop]))
         preds = {
             "softmax": proba.argmax(1),
             "softmax_4": np.asarray(four)[proba[:, four].argmax(1)],
-            f"knn{K}": knn_predict(z, bank, bank_labels, model.metric),
+            f"knn{K}": knn.predict(z),
         }
         row = {"crop": crop, "photos": len(truth), "detected": int(found.sum())}
         for name, pred in preds.items():

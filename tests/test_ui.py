@@ -317,6 +317,20 @@ def test_people_ids_are_not_names(own_index):
 
 # -- caches follow the index ------------------------------------------------------------------
 
+def test_plain_rerun_reads_no_faces_again(own_index, monkeypatch):
+    """A rerun with nothing changed is served from the caches (the stamps are stable)."""
+    import ferindex.analysis.album as album
+
+    at = open_app(own_index, "People")
+    at.button(key="people_cluster").click().run()  # people and faces: several rows per stamp
+    at.sidebar.radio(key="page").set_value("Summary").run()
+    reads, load = [], album.load_faces
+    monkeypatch.setattr(album, "load_faces", lambda *a, **k: reads.append(1) or load(*a, **k))
+    for _ in range(3):
+        at.run()
+    assert not reads
+
+
 def test_new_label_is_shown_without_restart(own_index):
     """Labels change without a generation bump (`ferindex label` writes the catalog's
     labels_version): the next rerun shows the user's label, not the cached one."""

@@ -76,9 +76,10 @@ def open_index(text: str) -> Index:
         with Catalog.open(path) as cat:
             meta = dict(cat.con.execute("SELECT key, value FROM meta").fetchall())
             counts = cat.counts()
-            people = _stamp(cat.con.execute("SELECT id, name FROM people ORDER BY id").fetchall(),
-                            cat.con.execute("SELECT person_id, COUNT(*), TOTAL(id) FROM faces"
-                                            " GROUP BY person_id ORDER BY person_id").fetchall())
+            people = _stamp(
+                [tuple(r) for r in cat.con.execute("SELECT id, name FROM people ORDER BY id")],
+                [tuple(r) for r in cat.con.execute("SELECT person_id, COUNT(*), TOTAL(id) FROM"
+                                                   " faces GROUP BY person_id ORDER BY person_id")])
     except CatalogError as e:
         raise IndexUnavailable(f"No usable index: {e}") from e
     except sqlite3.DatabaseError as e:
@@ -101,6 +102,7 @@ def open_index(text: str) -> Index:
 
 
 def _stamp(*parts: object) -> str:
+    """A short hash of plain values (tuples, not sqlite3.Row: a Row's repr is its address)."""
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
 
 

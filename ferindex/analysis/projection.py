@@ -4,6 +4,12 @@ Both are slow enough that results are cached in the catalog by the caller, keyed
 `cache_key` (model, faces and settings): the same album and model give the same map without
 recomputing. UMAP compiles its numba kernels on first use in a process (about a minute on a
 small CPU), so `fit_transform` reports that through `on_status` before it happens.
+
+t-SNE speed (5,000 faces, 2 busy cores: 56 s -> 11 s): sklearn's Barnes-Hut gradient runs
+in OpenMP threads that wait on each other every iteration, so on a loaded machine one thread
+is faster (22.7 s against 56 s); and 500 iterations (250 of them early exaggeration) instead
+of sklearn's 1000 keep the same neighbourhoods (FER+ test faces: trustworthiness@10 0.9923 vs
+0.9924, 2-D 10-NN expression accuracy 0.339 vs 0.337; KL 1.34 vs 1.23) in half the time.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ class Projection:
 
     def __init__(self, method: str = "tsne", seed: int = 0, perplexity: float = 30.0,
                  n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "euclidean",
-                 on_status: Callable[[str], None] | None = None) -> None:
+                 on_status: Callable[[str], None] | None = None, max_iter: int = 500) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.method = method
@@ -39,12 +45,13 @@ class Projection:
         self.min_dist = min_dist
         self.metric = metric
         self.on_status = on_status
+        self.max_iter = max_iter
 
     def params(self) -> dict:
         """The settings that change the result (for cache_key)."""
         common = {"seed": self.seed, "metric": self.metric}
         if self.method == "tsne":
-            return {**common, "perplexity": self.perplexity}
+            return {**common, "perplexity": self.perplexity, "max_iter": self.max_iter}
         return {**common, "n_neighbors": self.n_neighbors, "min_dist": self.min_dist}
 
     def fit(self, X: np.ndarray, y: None = None) -> "Projection":
@@ -61,11 +68,14 @@ class Projection:
             return self.embedding_
         if self.method == "tsne":
             from sklearn.manifold import TSNE
+            from threadpoolctl import threadpool_limits
 
             # perplexity must stay below n; sklearn raises otherwise
             perplexity = min(self.perplexity, (n - 1) / 3)
-            out = TSNE(n_components=2, perplexity=perplexity, init="pca", metric=self.metric,
-                       random_state=self.seed).fit_transform(X)
+            tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", metric=self.metric,
+                        max_iter=self.max_iter, random_state=self.seed)
+            with threadpool_limits(1):  # after sklearn's import: it limits loaded libraries only
+                out = tsne.fit_transform(X)
         else:
             self._status("UMAP: compiling numba kernels on first use (about a minute)...")
             import umap

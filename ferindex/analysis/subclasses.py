@@ -5,7 +5,16 @@ Gaussian mixture by EM to the class's embeddings, split the class into the mixtu
 and repeat on each part up to L levels. The paper retrains the network on the new sub-labels
 between levels; here the embeddings stay fixed (an album has no labels to retrain on), so the
 recursion runs EM on the parts of the same embedding space. SGM embeddings are built as
-isotropic Gaussians per class, which is why diagonal covariances are the default.
+isotropic Gaussians per class, which is why diagonal covariances are the default (full 64-d
+covariances cost 2,080 parameters per component: on the 5,000-face benchmark album BIC then
+split no class at all, and took 6x longer).
+
+Speed (the fit on that album's 5,000 faces, 2 busy cores: 16.3 s -> 1.6 s): each mixture is
+fitted on at most `max_fit` random members of its node and then assigns every member, the BIC
+search stops once BIC has risen twice in a row, and the fits run on one thread. The last
+matters most: the k-means initialisation and EM steps on a few thousand 64-d points are too
+small to share across OpenMP threads, and on a loaded machine the threads wait on each other
+(the unchanged algorithm took 16 s with 2 threads and 1.4 s with 1).
 """
 from __future__ import annotations
 
@@ -44,16 +53,20 @@ class SubclassDiscovery:
     n_components: "bic" picks the count in 1..max_components with the lowest BIC (1 = leave the
     node whole), an int forces that many parts at every split. Nodes smaller than 2*min_size are
     not split and counts that would leave fewer than min_size per part on average are not tried.
+    max_fit caps the members a node's mixtures are fitted on (a random subset; all members are
+    then assigned): 1,500 points pin down six 64-d diagonal Gaussians well.
     """
 
     def __init__(self, max_level: int = 2, n_components: str | int = "bic", max_components: int = 6,
-                 min_size: int = 20, covariance_type: str = "diag", seed: int = 0) -> None:
+                 min_size: int = 20, covariance_type: str = "diag", seed: int = 0,
+                 max_fit: int = 1500) -> None:
         self.max_level = max_level
         self.n_components = n_components
         self.max_components = max_components
         self.min_size = min_size
         self.covariance_type = covariance_type
         self.seed = seed
+        self.max_fit = max_fit
 
     def fit(self, X: np.ndarray, y: Sequence[Hashable]) -> "SubclassDiscovery":
         X = np.asarray(X, dtype=np.float64)
@@ -65,29 +78,32 @@ class SubclassDiscovery:
             raise ValueError(f"n_components must be 'bic' or an int >= 2, got {self.n_components!r}")
         self.tree_: dict[str, Node] = {}
         self.labels_ = np.empty(len(X), dtype=object)
+        rng = np.random.default_rng(self.seed)  # draws the max_fit subsets
         for cls in np.unique(y):
-            self._grow(X, str(cls), np.flatnonzero(y == cls), level=0)
+            self._grow(X, str(cls), np.flatnonzero(y == cls), 0, rng)
         return self
 
     def leaves(self) -> list[Node]:
         return [n for n in self.tree_.values() if not n.children]
 
-    def _grow(self, X: np.ndarray, node_id: str, idx: np.ndarray, level: int) -> None:
+    def _grow(self, X: np.ndarray, node_id: str, idx: np.ndarray, level: int,
+              rng: np.random.Generator) -> None:
         Z = X[idx]
         node = Node(node_id, level, idx, Z.mean(axis=0), int(idx[medoid(Z)]))
         self.tree_[node_id] = node
-        parts = self._split(Z) if level < self.max_level else None
+        parts = self._split(Z, rng) if level < self.max_level else None
         if parts is None:
             self.labels_[idx] = node_id
             return
         for i, part in enumerate(parts):
             child = f"{node_id}/{i}"
             node.children.append(child)
-            self._grow(X, child, idx[part], level + 1)
+            self._grow(X, child, idx[part], level + 1, rng)
 
-    def _split(self, Z: np.ndarray) -> list[np.ndarray] | None:
+    def _split(self, Z: np.ndarray, rng: np.random.Generator) -> list[np.ndarray] | None:
         """Member positions of each mixture component (largest first), or None to stay whole."""
         from sklearn.mixture import GaussianMixture
+        from threadpoolctl import threadpool_limits
 
         n = len(Z)
         if self.n_components == "bic":
@@ -96,13 +112,20 @@ class SubclassDiscovery:
             candidates = [self.n_components] if n >= self.n_components * self.min_size else []
         if max(candidates, default=1) < 2:
             return None
-        best, best_bic = None, np.inf
+        fit_on = Z if n <= self.max_fit else Z[rng.choice(n, self.max_fit, replace=False)]
+        best, best_bic, rises = None, np.inf, 0
         for k in candidates:
             gm = GaussianMixture(k, covariance_type=self.covariance_type, n_init=2,
-                                 random_state=self.seed, reg_covar=1e-4).fit(Z)
-            bic = gm.bic(Z) if len(candidates) > 1 else 0.0
+                                 random_state=self.seed, reg_covar=1e-4)
+            with threadpool_limits(1):  # after sklearn's import: it limits loaded libraries only
+                gm.fit(fit_on)
+            bic = gm.bic(fit_on) if len(candidates) > 1 else 0.0
             if bic < best_bic:
-                best, best_bic = gm, bic
+                best, best_bic, rises = gm, bic, 0
+            else:
+                rises += 1
+                if rises == 2:  # past the minimum: more components only fit noise
+                    break
         if best is None or best.n_components == 1:
             return None
         assign = best.predict(Z)
