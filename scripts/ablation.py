@@ -1,6 +1,6 @@
 """Ablation of losses and inputs on one backbone and one short, equal training budget.
 
-    python scripts/ablation.py [--epochs 1] [--threads 1] [--rows ce,sgm,...] [--json]
+    python scripts/ablation.py [--epochs 1] [--steps N] [--threads 2] [--rows ce,sgm,...] [--json]
 
 Each row trains train/configs/default.json with overrides (train/train.py), then reports the
 FER+ PublicTest softmax accuracy and KNN(K=11) accuracy of its last epoch (6k Training faces as
@@ -27,11 +27,12 @@ ROWS = {
 }
 
 
-def run_row(name: str, epochs: int, threads: int) -> dict:
+def run_row(name: str, epochs: int, threads: int, steps: int | None) -> dict:
     spec = ROWS[name]
     out = ROOT / "runs" / "ablation" / name
     sets = [f"name=ablation_{name}", f"epochs={epochs}", f"threads={threads}",
-            f"losses={json.dumps(spec['losses'])}", f"arch={json.dumps(spec.get('arch', FACE))}"]
+            f"losses={json.dumps(spec['losses'])}", f"arch={json.dumps(spec.get('arch', FACE))}",
+            f"max_steps_per_epoch={json.dumps(steps)}"]
     subprocess.run([sys.executable, str(ROOT / "train" / "train.py"), str(ROOT / "train/configs/default.json"),
                     "--out", str(out), "--set", *sets], check=True, cwd=ROOT)
     last = json.loads((out / "log.jsonl").read_text().strip().splitlines()[-1])
@@ -42,11 +43,12 @@ def run_row(name: str, epochs: int, threads: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=None, help="batches per epoch (default: the whole Training set)")
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    results = [run_row(r, args.epochs, args.threads) for r in args.rows.split(",")]
+    results = [run_row(r, args.epochs, args.threads, args.steps) for r in args.rows.split(",")]
     (ROOT / "runs" / "ablation" / "results.json").write_text(json.dumps(results, indent=2))
     if args.json:
         print(json.dumps(results, indent=2))
