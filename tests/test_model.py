@@ -59,3 +59,25 @@ def test_ckplus_cross_dataset_accuracy_holds(model, data_dir) -> None:
 
     claimed = model.card["metrics"]["ckplus_cross_dataset"]
     assert ckplus_cross(model)["knn11_acc"] >= claimed["knn11_acc"] - 0.02
+
+
+@pytest.fixture(scope="module")
+def fer_test_embedding(model, data_dir):
+    from ferindex.data.fer import load_fer
+
+    test = load_fer("test", "ferplus")
+    return model.embed(test.images), np.asarray(test.classes)[test.labels]
+
+
+@pytest.mark.parametrize("pair, floor", [(("surprise", "fear"), 0.12), (("happiness", "sadness"), 0.35)])
+def test_subclass_discovery_recovers_merged_classes(fer_test_embedding, pair, floor) -> None:
+    """Paper 003 Alg. 2 on real embeddings: merge two FER+ classes, split the merged label by EM,
+    and the parts must line up with the true classes (measured 0.198 and 0.457 NMI with the
+    shipped model, scripts/eval_subclasses.py); a random split scores ~0."""
+    from ferindex.analysis.subclasses import recovery_nmi
+
+    z, names = fer_test_embedding
+    nmi, rows = recovery_nmi(z, names, pair, 2, seed=0)
+    assert nmi >= floor
+    shuffled = np.random.default_rng(0).permutation(z[rows])  # same points, labels scrambled
+    assert recovery_nmi(shuffled, names[rows], pair, 2, seed=0)[0] < floor / 2
