@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
@@ -86,5 +87,14 @@ def hits_table(title: str, hits: list[dict]) -> Table:
                       f"{h['label']}{marks.get(h.get('label_source'), '')}", p,
                       str(h.get("face_id", "")),
                       *((("-" if person is None else str(person)),) if with_people else ()),
-                      h["path"], ",".join(map(str, h["box"])))
+                      display_path(h["path"]), ",".join(map(str, h["box"])))
     return table
+
+
+def display_path(path: str) -> str:
+    """A path as people want to read it in a table: relative to the current folder when it lies
+    below it (JSON output keeps the absolute path)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
