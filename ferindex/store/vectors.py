@@ -39,6 +39,18 @@ def _faiss():
     return faiss
 
 
+def _on_gpus(index):
+    """A copy of `index` on every GPU when faiss was built with GPU support and one is present,
+    else `index` itself. HNSW has no GPU form, so it stays on the CPU."""
+    faiss = _faiss()
+    if not hasattr(faiss, "index_cpu_to_all_gpus") or faiss.get_num_gpus() == 0:
+        return index
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except RuntimeError:
+        return index
+
+
 @dataclass
 class Sidecar:
     kind: str
@@ -54,7 +66,8 @@ class VectorIndex:
     """Nearest-neighbour search over face vectors keyed by face id."""
 
     def __init__(self, index, *, kind: str, model_id: str, metric: str, dim: int) -> None:
-        self.index = index
+        self.index = index  # the CPU index: what is saved
+        self._searcher = _on_gpus(index)  # what is searched: a GPU copy with faiss-gpu (the `gpu` extra)
         self.kind = kind
         self.model_id = model_id
         self.metric = metric
@@ -115,8 +128,8 @@ class VectorIndex:
         """FAISS search; a few queries run on one thread. Splitting one query across OpenMP
         threads costs more than it saves and collapses on a busy CPU: on 2 shared cores,
         100k x 64-d flat search measured p50 41 ms with 2 threads, 1 ms with one."""
-        if len(queries) >= SINGLE_THREAD_BELOW:
-            return self.index.search(queries, k)
+        if len(queries) >= SINGLE_THREAD_BELOW or self._searcher is not self.index:
+            return self._searcher.search(queries, k)
         faiss = _faiss()
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
