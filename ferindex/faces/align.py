@@ -135,8 +135,6 @@ def align_face_with_landmarks(image: np.ndarray, landmarks68: np.ndarray,
     The mapped landmarks (not the template) should drive the partial-image / region crops: they
     keep this face's mouth opening and eye shape, which is the expression.
     """
-    import cv2
-
     m = alignment_matrix(landmarks68, size)
     return warp(image, m, size), apply_transform(m, landmarks68)
 
