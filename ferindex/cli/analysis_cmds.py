@@ -7,9 +7,10 @@ analysis component, print a table or one JSON document (cli/output.py rules).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import numpy as np
 import typer
@@ -20,6 +21,13 @@ from ferindex.cli.options import (AlbumOpt, IndexOpt, JsonOpt, OutOpt, PersonOpt
                                   open_catalog)
 from ferindex.errors import FerindexError
 
+if TYPE_CHECKING:
+    from ferindex.analysis.album import AlbumFaces
+    from ferindex.store.catalog import Catalog
+
+T = TypeVar("T")
+
+
 class Method(str, Enum):
     tsne = "tsne"
     umap = "umap"
@@ -29,6 +37,17 @@ class ColorBy(str, Enum):
     label = "label"
     subclass = "subclass"
     person = "person"
+
+
+def _on_album_faces(index: Path | None, album: Path | None,
+                    fn: Callable[[Path, "Catalog", "AlbumFaces"], T]) -> T:
+    """Open the index's catalog, load its faces, and run fn(index folder, catalog, faces) while
+    the catalog is open: the common start of every command that analyses the whole album."""
+    from ferindex.analysis.album import load_faces
+
+    where, cat = open_catalog(index, album)
+    with cat:
+        return fn(where, cat, load_faces(cat))
 
 
 def _face_doc(faces, i: int, root: Path) -> dict:
@@ -105,31 +124,28 @@ def subclasses(
 ) -> None:
     """Kinds of each expression in the album: recursive EM sub-classes (paper 003, Alg. 2),
     a tree with sizes and one contact sheet per node."""
-    from ferindex.analysis.album import album_root, face_images, load_faces
+    from ferindex.analysis.album import album_root, face_images
     from ferindex.analysis.contact_sheet import contact_sheet
     from ferindex.analysis.subclasses import SubclassDiscovery
     from ferindex.analysis.summary import top_k_near_medoid
 
-    def body() -> dict:
-        n_comp = _components(components)
-        where, cat = open_catalog(index, album)
-        with cat:
-            faces = load_faces(cat)
-            sd = SubclassDiscovery(max_level=levels, n_components=n_comp, min_size=min_size).fit(
-                faces.X, faces.labels)
-            folder = out or where / "sheets" / "subclasses"
-            root, nodes = album_root(cat), []
-            for node in sd.tree_.values():
-                members = node.indices[top_k_near_medoid(faces.X[node.indices], top)]
-                sheet = folder / (node.id.replace("/", "_") + ".png")
-                contact_sheet(face_images(cat, faces.ids[members].tolist()),
-                              [str(faces.ids[i]) for i in members], cols=4, path=sheet,
-                              title=f"{node.id} ({node.size} faces)")
-                nodes.append({**node.to_dict(), "medoid": _face_doc(faces, node.medoid, root),
-                              "sheet": str(sheet)})
-            return {"faces": len(faces), "nodes": nodes}
+    def body(where: Path, cat: "Catalog", faces: "AlbumFaces") -> dict:
+        sd = SubclassDiscovery(max_level=levels, n_components=n_comp, min_size=min_size).fit(
+            faces.X, faces.labels)
+        folder = out or where / "sheets" / "subclasses"
+        root, nodes = album_root(cat), []
+        for node in sd.tree_.values():
+            members = node.indices[top_k_near_medoid(faces.X[node.indices], top)]
+            sheet = folder / (node.id.replace("/", "_") + ".png")
+            contact_sheet(face_images(cat, faces.ids[members].tolist()),
+                          [str(faces.ids[i]) for i in members], cols=4, path=sheet,
+                          title=f"{node.id} ({node.size} faces)")
+            nodes.append({**node.to_dict(), "medoid": _face_doc(faces, node.medoid, root),
+                          "sheet": str(sheet)})
+        return {"faces": len(faces), "nodes": nodes}
 
-    doc = guarded(as_json, body)
+    n_comp = guarded(as_json, lambda: _components(components))
+    doc = guarded(as_json, lambda: _on_album_faces(index, album, body))
     if as_json:
         output.emit_json(doc)
         return
@@ -154,23 +170,20 @@ def summarize(
     as_json: JsonOpt = False,
 ) -> None:
     """The album in N faces covering its expression groups (medoid first, then spread)."""
-    from ferindex.analysis.album import album_root, caption, face_images, load_faces
+    from ferindex.analysis.album import album_root, caption, face_images
     from ferindex.analysis.contact_sheet import contact_sheet
     from ferindex.analysis.summary import AlbumSummary
 
-    def body() -> dict:
-        where, cat = open_catalog(index, album)
-        with cat:
-            faces = load_faces(cat)
-            s = AlbumSummary(n=n).fit(faces.X, faces.labels)
-            path = out or where / "sheets" / "summary.png"
-            contact_sheet(face_images(cat, faces.ids[s.selected_].tolist()),
-                          [caption(faces, i) for i in s.selected_], cols=4, path=path)
-            root = album_root(cat)
-            return {"groups": s.allocation_, "sheet": str(path),
-                    "faces": [_face_doc(faces, i, root) for i in s.selected_]}
+    def body(where: Path, cat: "Catalog", faces: "AlbumFaces") -> dict:
+        s = AlbumSummary(n=n).fit(faces.X, faces.labels)
+        path = out or where / "sheets" / "summary.png"
+        contact_sheet(face_images(cat, faces.ids[s.selected_].tolist()),
+                      [caption(faces, i) for i in s.selected_], cols=4, path=path)
+        root = album_root(cat)
+        return {"groups": s.allocation_, "sheet": str(path),
+                "faces": [_face_doc(faces, i, root) for i in s.selected_]}
 
-    doc = guarded(as_json, body)
+    doc = guarded(as_json, lambda: _on_album_faces(index, album, body))
     if as_json:
         output.emit_json(doc)
         return
@@ -235,34 +248,34 @@ def find(
     by the KNN vote share for the expression (your own labels count as certain, the model's
     probability breaks ties), else by face id."""
     from ferindex.analysis import people as ppl
-    from ferindex.analysis.album import album_root, load_faces
+    from ferindex.analysis.album import album_root
 
-    def body() -> list[dict]:
+    def body(_: Path, cat: "Catalog", faces: "AlbumFaces") -> list[dict]:
+        keep = np.ones(len(faces), dtype=bool)
+        if person is not None:
+            keep &= faces.person_ids == ppl.resolve_person(cat, person)
+        score = np.ones(len(faces))
+        tie = np.zeros(len(faces))
+        if expression is not None:
+            classes = _classes(cat)
+            cls = _match_class(expression, classes)
+            keep &= faces.labels == cls
+            score = np.nan_to_num(faces.confidence, nan=0.0)
+            c = classes.index(cls)
+            tie = np.array([p[c] if p is not None and len(p) == len(classes) else 0.0
+                            for p in faces.probs])
+        order = [i for i in np.lexsort((-tie, -score)) if keep[i]][:k]
+        root = album_root(cat)
+        return [{**_face_doc(faces, i, root), "score": round(float(score[i]), 4),
+                 "person_id": None if faces.person_ids[i] < 0 else int(faces.person_ids[i])}
+                for i in order]
+
+    def run() -> list[dict]:
         if person is None and expression is None:
             raise FerindexError("give --person and/or --expression")
-        _, cat = open_catalog(index, album)
-        with cat:
-            faces = load_faces(cat)
-            keep = np.ones(len(faces), dtype=bool)
-            if person is not None:
-                keep &= faces.person_ids == ppl.resolve_person(cat, person)
-            score = np.ones(len(faces))
-            tie = np.zeros(len(faces))
-            if expression is not None:
-                classes = _classes(cat)
-                cls = _match_class(expression, classes)
-                keep &= faces.labels == cls
-                score = np.nan_to_num(faces.confidence, nan=0.0)
-                c = classes.index(cls)
-                tie = np.array([p[c] if p is not None and len(p) == len(classes) else 0.0
-                                for p in faces.probs])
-            order = [i for i in np.lexsort((-tie, -score)) if keep[i]][:k]
-            root = album_root(cat)
-            return [{**_face_doc(faces, i, root), "score": round(float(score[i]), 4),
-                     "person_id": None if faces.person_ids[i] < 0 else int(faces.person_ids[i])}
-                    for i in order]
+        return _on_album_faces(index, album, body)
 
-    hits = guarded(as_json, body)
+    hits = guarded(as_json, run)
     if as_json:
         output.emit_json(hits)
         return
@@ -302,34 +315,31 @@ def map_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """2-D map of the album's expression embeddings (cached) and a PNG scatter."""
-    from ferindex.analysis.album import album_root, load_faces
+    from ferindex.analysis.album import album_root
     from ferindex.analysis.projection import Projection, cache_key
 
-    def body() -> dict:
-        where, cat = open_catalog(index, album)
-        with cat:
-            faces = load_faces(cat)
-            proj = Projection(method.value, metric=cat.get_meta("metric", "euclidean") or "euclidean",
-                              on_status=lambda m: output.stderr.print(m))
-            key = cache_key(cat.get_meta("model_id") or "", faces.ids.tolist(), method.value,
-                            **proj.params())
-            cached = cat.get_meta(key)
-            if cached:
-                xy = np.asarray(json.loads(cached), dtype=np.float32)
-            else:
-                xy = proj.fit_transform(faces.X)
-                with cat.transaction():
-                    cat.set_meta(key, json.dumps(np.round(xy, 4).tolist()))
-            groups = _colour_groups(faces, color)
-            path = out or where / "sheets" / f"map_{method.value}_{color.value}.png"
-            _scatter(xy, groups, path, f"{method.value} map coloured by {color.value}")
-            root = album_root(cat)
-            return {"method": method.value, "cached": bool(cached), "png": str(path),
-                    "points": [{**_face_doc(faces, i, root), "x": float(xy[i, 0]),
-                                "y": float(xy[i, 1]), "group": str(groups[i])}
-                               for i in range(len(faces))]}
+    def body(where: Path, cat: "Catalog", faces: "AlbumFaces") -> dict:
+        proj = Projection(method.value, metric=cat.get_meta("metric", "euclidean") or "euclidean",
+                          on_status=lambda m: output.stderr.print(m))
+        key = cache_key(cat.get_meta("model_id") or "", faces.ids.tolist(), method.value,
+                        **proj.params())
+        cached = cat.get_meta(key)
+        if cached:
+            xy = np.asarray(json.loads(cached), dtype=np.float32)
+        else:
+            xy = proj.fit_transform(faces.X)
+            with cat.transaction():
+                cat.set_meta(key, json.dumps(np.round(xy, 4).tolist()))
+        groups = _colour_groups(faces, color)
+        path = out or where / "sheets" / f"map_{method.value}_{color.value}.png"
+        _scatter(xy, groups, path, f"{method.value} map coloured by {color.value}")
+        root = album_root(cat)
+        return {"method": method.value, "cached": bool(cached), "png": str(path),
+                "points": [{**_face_doc(faces, i, root), "x": float(xy[i, 0]),
+                            "y": float(xy[i, 1]), "group": str(groups[i])}
+                           for i in range(len(faces))]}
 
-    doc = guarded(as_json, body)
+    doc = guarded(as_json, lambda: _on_album_faces(index, album, body))
     if as_json:
         output.emit_json(doc)
         return
