@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .analysis.knn import KNNClassifier
 from .analysis.metrics import (acc_at_k, confusion, kmeans_nmi_f1, knn_accuracy, map_at_r, recall_at_k,
                                save_confusion_png)
 from .data.ckplus import load_ckplus, subject_folds
@@ -30,8 +31,6 @@ def fer_plus_test(model: ExpressionModel, full: bool = True, confusion_png: Path
         out |= {"recall_at_k": recall_at_k(z, test.labels, metric=model.metric),
                 "acc_at_k": acc_at_k(z, test.labels, metric=model.metric),
                 "nmi": nmi, "f1": f1, "map_at_r": map_at_r(z, test.labels, metric=model.metric)}
-        from .analysis.knn import KNNClassifier
-
         pred = KNNClassifier(k=K, metric=model.metric).fit(bank_z, bank_y).predict(z)
         cm = confusion(test.labels, pred, len(model.classes))
         out["confusion_knn"] = cm.tolist()
