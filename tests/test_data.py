@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ferindex.data.ckplus import load_ckplus, subject_folds
 from ferindex.data.fer import FERPLUS_CLASSES, load_fer
@@ -39,3 +40,20 @@ def test_class_balanced_sampler_gives_n_per_class() -> None:
     labels = np.repeat(np.arange(4), [100, 5, 50, 30])
     batch = next(iter(ClassBalancedBatchSampler(labels, n_per_class=8)))
     assert np.bincount(labels[batch], minlength=4).tolist() == [8, 8, 8, 8]
+
+
+def test_random_erasing_blanks_one_rectangle_in_the_requested_share() -> None:
+    """`erase` must blank a 2-20 % rectangle in about that share of faces and leave the rest alone."""
+    from ferindex.data.inputs import _erase
+
+    gen = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    x = torch.ones(400, 1, 48, 48)
+    out = _erase(x, r, 0.5)
+    blank = (out == 0).float().mean((1, 2, 3))
+    hit = blank > 0
+    assert 0.4 < hit.float().mean() < 0.6
+    assert blank[hit].min() >= 0.01 and blank[hit].max() <= 0.23
+    rows, cols = (out[hit] == 0).squeeze(1).any(2), (out[hit] == 0).squeeze(1).any(1)
+    assert torch.equal((out[hit] == 0).squeeze(1).sum((1, 2)), rows.sum(1) * cols.sum(1))  # a solid rectangle
+    assert torch.equal(_erase(x, r, 0.0), x)

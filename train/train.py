@@ -3,7 +3,9 @@
     python train/train.py train/configs/default.json [--set key=value ...] [--out runs/NAME]
         [--resume] [--export ferindex/models/default]
 
-Runs on a GPU with mixed precision when one is present, else on the CPU. Seeded. Writes a
+Runs on a GPU with float16 mixed precision when one is present, else on the CPU with bfloat16
+autocast and channels-last tensors (2.2x the float32 speed on an AVX512-BF16 CPU; "amp": false
+turns both off). Seeded. Writes a
 checkpoint per epoch (resume with --resume), a JSONL log of every loss term and the validation
 accuracy/KNN accuracy per epoch, and on --export the safetensors weights, the model card (JSON)
 and the labelled reference bank (training-face embeddings + labels, no images).
@@ -42,6 +44,7 @@ DEFAULTS = {
     "epochs": 20, "batch_size": 128, "sampler": "random", "max_steps_per_epoch": None,
     "lr": 3e-3, "weight_decay": 5e-4, "threads": 2, "knn_ref": 6000, "landmarks": "artifacts/fer_landmarks.npy",
     "data": {"name": "ferplus"}, "init": None, "select": "best", "sampler_kw": {},
+    "amp": True, "erase": 0.0,
 }
 
 
@@ -90,12 +93,17 @@ def load_data(cfg: dict, inputs: tuple[str, ...]):
 
 
 @torch.no_grad()
-def embed_all(model, chips: dict[str, np.ndarray], device, bs: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def embed_all(model, chips: dict[str, np.ndarray], device, bs: int = 512, amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and class probabilities of every chip, in the training precision and layout."""
     model.eval()
     n = len(next(iter(chips.values())))
     zs, ps = [], []
+    fmt = torch.channels_last if amp and device.type == "cpu" else torch.contiguous_format
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     for i in range(0, n, bs):
-        z, logits = model(to_tensors(chips, slice(i, i + bs), device))
+        x = {k: v.contiguous(memory_format=fmt) for k, v in to_tensors(chips, slice(i, i + bs), device).items()}
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
+            z, logits = model(x)
         zs.append(z.float().cpu())
         ps.append(torch.softmax(logits.float(), 1).cpu())
     return torch.cat(zs).numpy(), torch.cat(ps).numpy()
@@ -119,14 +127,21 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(cfg["threads"])
-    amp = device.type == "cuda"
+    amp = bool(cfg["amp"])
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
 
+    if cfg["init"]:  # fine-tuning: the exported model's card fixes the architecture
+        card = Path(cfg["init"]).with_suffix(".json")
+        if card.is_file():
+            cfg["arch"] = {k: v for k, v in json.loads(card.read_text())["arch"].items() if k != "n_classes"}
     arch = dict(cfg["arch"])
     inputs = build_model(arch | {"n_classes": 8}).inputs
     train, train_chips, val, val_chips = load_data(cfg, inputs)
     classes_n = len(train.classes)
     arch["n_classes"] = classes_n
     model = build_model(arch).to(device)
+    if amp and device.type == "cpu":  # oneDNN's bf16 convolutions want NHWC
+        model = model.to(memory_format=torch.channels_last)
     if cfg["init"]:  # fine-tune from an exported model (same architecture and classes)
         model.load_state_dict(load_file(cfg["init"]))
     metric = {name: make_loss(name, **{k: v for k, v in spec.items() if k != "weight"} | ({"n_classes": classes_n} if name == "sgm" else {}))
@@ -147,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     params = list(model.parameters()) + list(joint.parameters())
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps * cfg["epochs"], pct_start=0.15)
-    scaler = torch.amp.GradScaler(enabled=amp)
+    scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda")  # bf16 needs no loss scaling
     start_epoch, best = 0, {"val_knn": -1.0}
     ckpt = out / "last.pt"
     if args.resume and ckpt.is_file():
@@ -171,11 +186,13 @@ def main(argv: list[str] | None = None) -> None:
         for step, idx in enumerate(sampler):
             if step >= steps:
                 break
-            x = augment(to_tensors(train_chips, idx, device), gen)
+            x = augment(to_tensors(train_chips, idx, device), gen, erase=cfg["erase"])
+            if amp and device.type == "cpu":
+                x = {k: v.contiguous(memory_format=torch.channels_last) for k, v in x.items()}
             y = torch.from_numpy(train.labels[idx]).to(device)
             tgt = soft[idx].to(device) if soft is not None else None
             ids = torch.from_numpy(train.groups[idx]).to(device) if train.groups is not None else None
-            with torch.autocast(device.type, enabled=amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                 z, logits = model(x)
             total, terms = joint(z.float(), logits.float(), y, tgt, ids)
             opt.zero_grad(set_to_none=True)
@@ -190,8 +207,8 @@ def main(argv: list[str] | None = None) -> None:
                 sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
             seen += len(idx)
         train_time = time.time() - t0
-        val_z, val_p = embed_all(model, val_chips, device)
-        ref_z, _ = embed_all(model, {k: v[ref_idx] for k, v in train_chips.items()}, device)
+        val_z, val_p = embed_all(model, val_chips, device, amp=amp)
+        ref_z, _ = embed_all(model, {k: v[ref_idx] for k, v in train_chips.items()}, device, amp=amp)
         rec = {"epoch": epoch, **{f"loss_{k}": v / seen for k, v in sums.items()},
                "val_acc": float((val_p.argmax(1) == val.labels).mean()),
                "val_knn": knn_accuracy(ref_z, train.labels[ref_idx], val_z, val.labels, k=11),

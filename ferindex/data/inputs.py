@@ -42,9 +42,12 @@ def to_tensors(chips: dict[str, np.ndarray], idx: np.ndarray | slice, device: to
             for k, v in chips.items()}
 
 
-def augment(batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def augment(batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
+            erase: float = 0.0) -> dict[str, torch.Tensor]:
     """Random flip + small rotation/scale/shift of the whole face, brightness/contrast jitter on every
-    chip. Regions get no geometric change: their crops already vary with the landmarks."""
+    chip. Regions get no geometric change: their crops already vary with the landmarks. With
+    probability `erase` a random rectangle of the face (2-20 % of its area) is blanked, so the net
+    cannot lean on one region alone (random erasing; helps on occluded album faces)."""
     out = {}
     for k, x in batch.items():
         b = x.shape[0]
@@ -58,7 +61,24 @@ def augment(batch: dict[str, torch.Tensor], generator: torch.Generator | None = 
             theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
             grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
             x = torch.nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
+            if erase > 0:
+                x = _erase(x, r, erase)
         contrast = 1 + (r(b, 1, 1, 1) - 0.5) * 0.4
         bright = (r(b, 1, 1, 1) - 0.5) * 0.4
         out[k] = x * contrast + bright
     return out
+
+
+def _erase(x: torch.Tensor, r, p: float) -> torch.Tensor:
+    """Zero (the normalised mean) a random rectangle in a fraction `p` of the images."""
+    b, _, h, w = x.shape
+    area = 0.02 + r(b) * 0.18
+    aspect = torch.exp((r(b) - 0.5) * 2 * math.log(3))
+    eh = (torch.sqrt(area * aspect) * h).clamp(1, h)
+    ew = (torch.sqrt(area / aspect) * w).clamp(1, w)
+    y0, x0 = r(b) * (h - eh), r(b) * (w - ew)
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    box = ((ys >= y0.view(b, 1, 1)) & (ys < (y0 + eh).view(b, 1, 1)) &
+           (xs >= x0.view(b, 1, 1)) & (xs < (x0 + ew).view(b, 1, 1)) & (r(b) < p).view(b, 1, 1))
+    return x.masked_fill(box.unsqueeze(1), 0.0)
