@@ -225,15 +225,10 @@ def people(
             return [{**r, "sample": {"path": str(root / details[r["sample_face"]]["path"]),
                                      "box": details[r["sample_face"]]["box"]}} for r in rows]
 
-    rows = guarded(as_json, body)
-    if as_json:
-        output.emit_json(rows)
-        return
-    for r in rows:
-        output.stdout.print(f"person {r['id']:<4} {r['name'] or '(unnamed)':<20} {r['count']:>5} faces"
-                            f"  e.g. {r['sample']['path']} {tuple(r['sample']['box'])}")
-    if not rows:
-        output.stdout.print("no person with enough faces found")
+    output.emit_rows(guarded(as_json, body), as_json,
+                     lambda r: f"person {r['id']:<4} {r['name'] or '(unnamed)':<20} {r['count']:>5} faces"
+                               f"  e.g. {r['sample']['path']} {tuple(r['sample']['box'])}",
+                     "no person with enough faces found")
 
 
 def find(
@@ -275,16 +270,11 @@ def find(
             raise FerindexError("give --person and/or --expression")
         return _on_album_faces(index, album, body)
 
-    hits = guarded(as_json, run)
-    if as_json:
-        output.emit_json(hits)
-        return
-    for h in hits:
-        output.stdout.print(f"{h['score']:.2f} {h['label']:<10} ({h['label_source']:<5}) face"
-                            f" {h['face_id']:<6} person {h['person_id'] if h['person_id'] is not None else '-':<4}"
-                            f" {h['path']} {tuple(h['box'])}")
-    if not hits:
-        output.stdout.print("no matching face")
+    output.emit_rows(guarded(as_json, run), as_json,
+                     lambda h: f"{h['score']:.2f} {h['label']:<10} ({h['label_source']:<5}) face"
+                               f" {h['face_id']:<6} person {h['person_id'] if h['person_id'] is not None else '-':<4}"
+                               f" {h['path']} {tuple(h['box'])}",
+                     "no matching face")
 
 
 def _classes(cat) -> list[str]:
@@ -431,15 +421,9 @@ def bestshot(
                      "burst": [str(root / paths[i]) for i in group]}
                     for group, best in best_shots(shots, gap)]
 
-    bursts = guarded(as_json, body)
-    if as_json:
-        output.emit_json(bursts)
-        return
-    for b in bursts:
-        output.stdout.print(f"[bold]{b['best']}[/] ({b['score']} smiling with open eyes)"
-                            f" best of {len(b['burst'])}")
-    if not bursts:
-        output.stdout.print("no bursts (photos taken seconds apart) found")
+    output.emit_rows(guarded(as_json, body), as_json,
+                     lambda b: f"[bold]{b['best']}[/] ({b['score']} smiling with open eyes) best of {len(b['burst'])}",
+                     "no bursts (photos taken seconds apart) found")
 
 
 def _shots(cat) -> tuple[list, list[str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 import numpy as np
 import typer
@@ -32,6 +32,17 @@ def _default(obj: Any) -> Any:
 def emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=_default) + "\n")
     sys.stdout.flush()
+
+
+def emit_rows(rows: list[dict], as_json: bool, line: Callable[[dict], str], empty: str) -> None:
+    """A list result: the JSON array, or one `line` per row and `empty` when there is none."""
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        stdout.print(line(r))
+    if not rows:
+        stdout.print(empty)
 
 
 def fail(message: str, code: int, as_json: bool) -> NoReturn:
