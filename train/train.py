@@ -92,18 +92,29 @@ def load_data(cfg: dict, inputs: tuple[str, ...]):
     raise SystemExit(f"unknown data source {data['name']!r}: use ferplus or ckplus")
 
 
+def precision(device: torch.device, amp: bool) -> tuple[torch.dtype, torch.memory_format]:
+    """The autocast dtype and tensor layout for `device`: float16 on CUDA; bfloat16 with NHWC on
+    the CPU, because oneDNN's bf16 convolutions want channels-last."""
+    if device.type == "cuda":
+        return torch.float16, torch.contiguous_format
+    return torch.bfloat16, torch.channels_last if amp else torch.contiguous_format
+
+
+def in_layout(x: dict[str, torch.Tensor], fmt: torch.memory_format) -> dict[str, torch.Tensor]:
+    """Every input tensor in the layout the model was moved to."""
+    return {k: v.contiguous(memory_format=fmt) for k, v in x.items()}
+
+
 @torch.no_grad()
 def embed_all(model, chips: dict[str, np.ndarray], device, bs: int = 512, amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings and class probabilities of every chip, in the training precision and layout."""
     model.eval()
     n = len(next(iter(chips.values())))
     zs, ps = [], []
-    fmt = torch.channels_last if amp and device.type == "cpu" else torch.contiguous_format
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    dtype, fmt = precision(device, amp)
     for i in range(0, n, bs):
-        x = {k: v.contiguous(memory_format=fmt) for k, v in to_tensors(chips, slice(i, i + bs), device).items()}
         with torch.autocast(device.type, dtype=dtype, enabled=amp):
-            z, logits = model(x)
+            z, logits = model(in_layout(to_tensors(chips, slice(i, i + bs), device), fmt))
         zs.append(z.float().cpu())
         ps.append(torch.softmax(logits.float(), 1).cpu())
     return torch.cat(zs).numpy(), torch.cat(ps).numpy()
@@ -128,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cpu":
         torch.set_num_threads(cfg["threads"])
     amp = bool(cfg["amp"])
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    amp_dtype, layout = precision(device, amp)
 
     if cfg["init"]:  # fine-tuning: the exported model's card fixes the architecture
         card = Path(cfg["init"]).with_suffix(".json")
@@ -139,9 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     train, train_chips, val, val_chips = load_data(cfg, inputs)
     classes_n = len(train.classes)
     arch["n_classes"] = classes_n
-    model = build_model(arch).to(device)
-    if amp and device.type == "cpu":  # oneDNN's bf16 convolutions want NHWC
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(arch).to(device).to(memory_format=layout)
     if cfg["init"]:  # fine-tune from an exported model (same architecture and classes)
         model.load_state_dict(load_file(cfg["init"]))
     metric = {name: make_loss(name, **{k: v for k, v in spec.items() if k != "weight"} | ({"n_classes": classes_n} if name == "sgm" else {}))
@@ -186,9 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         for step, idx in enumerate(sampler):
             if step >= steps:
                 break
-            x = augment(to_tensors(train_chips, idx, device), gen, erase=cfg["erase"])
-            if amp and device.type == "cpu":
-                x = {k: v.contiguous(memory_format=torch.channels_last) for k, v in x.items()}
+            x = in_layout(augment(to_tensors(train_chips, idx, device), gen, erase=cfg["erase"]), layout)
             y = torch.from_numpy(train.labels[idx]).to(device)
             tgt = soft[idx].to(device) if soft is not None else None
             ids = torch.from_numpy(train.groups[idx]).to(device) if train.groups is not None else None
