@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ferindex.analysis.metrics import knn_accuracy  # noqa: E402
 from ferindex.data.ckplus import load_ckplus, subject_folds  # noqa: E402
-from ferindex.data.fer import FaceSet, load_fer  # noqa: E402
+from ferindex.data.fer import FER2013_CLASSES, FaceSet, load_fer  # noqa: E402
 from ferindex.data.inputs import MEAN, STD, augment, make_chips, to_tensors  # noqa: E402
 from ferindex.data.samplers import ClassBalancedBatchSampler, IdentityAwareBatchSampler, RandomBatchSampler  # noqa: E402
 from ferindex.embed import export_model  # noqa: E402
@@ -44,7 +45,7 @@ DEFAULTS = {
     "epochs": 20, "batch_size": 128, "sampler": "random", "max_steps_per_epoch": None,
     "lr": 3e-3, "weight_decay": 5e-4, "threads": 2, "knn_ref": 6000, "landmarks": "artifacts/fer_landmarks.npy",
     "data": {"name": "ferplus"}, "init": None, "select": "best", "sampler_kw": {},
-    "amp": True, "erase": 0.0,
+    "amp": True, "erase": 0.0, "aux_fer2013": 0.0, "swa": None,
 }
 
 
@@ -90,6 +91,34 @@ def load_data(cfg: dict, inputs: tuple[str, ...]):
         parts = [FaceSet(ck.images[i], ck.labels[i], ck.classes, None, None, ck.groups[i]) for i in (rest, fold)]
         return parts[0], make_chips(parts[0].images, inputs), parts[1], make_chips(parts[1].images, inputs)
     raise SystemExit(f"unknown data source {data['name']!r}: use ferplus or ckplus")
+
+
+def fer2013_targets(train: FaceSet) -> np.ndarray:
+    """The original FER2013 label of each FER+ Training row (-1 where it has none), for the
+    auxiliary head that teaches the embedding FER2013's own class boundaries as well."""
+    ref = load_fer("train", "fer2013")
+    out = np.full(len(train), -1, dtype=np.int64)
+    pos = np.searchsorted(ref.rows, train.rows).clip(max=len(ref.rows) - 1)
+    hit = ref.rows[pos] == train.rows
+    out[hit] = ref.labels[pos[hit]]
+    return out
+
+
+@torch.no_grad()
+def refresh_bn(model: nn.Module, chips: dict[str, np.ndarray], device, dtype, fmt, amp: bool, bs: int = 512) -> None:
+    """Recompute BatchNorm statistics as a cumulative average over `chips`: averaged weights
+    (SWA) need statistics of their own, not the running ones of the last trained model."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    n = len(next(iter(chips.values())))
+    for i in range(0, n, bs):
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
+            model(in_layout(to_tensors(chips, slice(i, i + bs), device), fmt))
+    for m in bns:
+        m.momentum = 0.1
 
 
 def precision(device: torch.device, amp: bool) -> tuple[torch.dtype, torch.memory_format]:
@@ -168,9 +197,18 @@ def main(argv: list[str] | None = None) -> None:
     else:
         sampler = RandomBatchSampler(len(train), cfg["batch_size"], seed=cfg["seed"])
     steps = min(len(sampler), cfg["max_steps_per_epoch"] or len(sampler))
-    params = list(model.parameters()) + list(joint.parameters())
+    aux_w = float(cfg["aux_fer2013"])
+    aux_y = torch.from_numpy(fer2013_targets(train)) if aux_w else None
+    aux_head = nn.Linear(arch["dim"], len(FER2013_CLASSES)).to(device) if aux_w else None  # training only
+    params = list(model.parameters()) + list(joint.parameters()) + (list(aux_head.parameters()) if aux_head else [])
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps * cfg["epochs"], pct_start=0.15)
+    swa = cfg["swa"]  # {"bn_images": N}: constant LR, weights averaged every epoch (Izmailov et al. 2018)
+    if swa:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        swa_model = torch.optim.swa_utils.AveragedModel(model)
+        bn_idx = np.random.default_rng(1).choice(len(train), min(swa.get("bn_images", 8192), len(train)), replace=False)
+    else:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps * cfg["epochs"], pct_start=0.15)
     scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda")  # bf16 needs no loss scaling
     start_epoch, best = 0, {"val_knn": -1.0}
     ckpt = out / "last.pt"
@@ -181,6 +219,10 @@ def main(argv: list[str] | None = None) -> None:
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         start_epoch, best = state["epoch"] + 1, state["best"]
+        if swa:
+            swa_model.load_state_dict(state["swa"])
+        if aux_head is not None:
+            aux_head.load_state_dict(state["aux"])
         sampler.rng = np.random.default_rng(cfg["seed"] + start_epoch)
         print(f"resumed from {ckpt} at epoch {start_epoch}")
 
@@ -202,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                 z, logits = model(x)
             total, terms = joint(z.float(), logits.float(), y, tgt, ids)
+            if aux_head is not None:
+                terms["aux_fer2013"] = nn.functional.cross_entropy(aux_head(z.float()), aux_y[idx].to(device), ignore_index=-1)
+                total = total + aux_w * terms["aux_fer2013"]
             opt.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             scaler.step(opt)
@@ -214,8 +259,12 @@ def main(argv: list[str] | None = None) -> None:
                 sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
             seen += len(idx)
         train_time = time.time() - t0
-        val_z, val_p = embed_all(model, val_chips, device, amp=amp)
-        ref_z, _ = embed_all(model, {k: v[ref_idx] for k, v in train_chips.items()}, device, amp=amp)
+        if swa:  # validate (and select) the running average, with its own BN statistics
+            swa_model.update_parameters(model)
+            refresh_bn(swa_model.module, {k: v[bn_idx] for k, v in train_chips.items()}, device, amp_dtype, layout, amp)
+        evaluated = swa_model.module if swa else model
+        val_z, val_p = embed_all(evaluated, val_chips, device, amp=amp)
+        ref_z, _ = embed_all(evaluated, {k: v[ref_idx] for k, v in train_chips.items()}, device, amp=amp)
         rec = {"epoch": epoch, **{f"loss_{k}": v / seen for k, v in sums.items()},
                "val_acc": float((val_p.argmax(1) == val.labels).mean()),
                "val_knn": knn_accuracy(ref_z, train.labels[ref_idx], val_z, val.labels, k=11),
@@ -224,11 +273,12 @@ def main(argv: list[str] | None = None) -> None:
         log.flush()
         print(json.dumps(rec), flush=True)
         state = {"model": model.state_dict(), "joint": joint.state_dict(), "opt": opt.state_dict(),
-                 "sched": sched.state_dict(), "epoch": epoch, "best": best}
+                 "sched": sched.state_dict(), "epoch": epoch, "best": best,
+                 "swa": swa_model.state_dict() if swa else None, "aux": aux_head.state_dict() if aux_head else None}
         if cfg["select"] == "last" or rec["val_knn"] > best["val_knn"]:  # selection on FER+ PublicTest
             best = {"val_knn": rec["val_knn"], "val_acc": rec["val_acc"], "epoch": epoch}
             state["best"] = best
-            torch.save(model.state_dict(), out / "best.pt")
+            torch.save(evaluated.state_dict(), out / "best.pt")
         torch.save(state, out / "last.pt.tmp")
         Path(out / "last.pt.tmp").replace(ckpt)
 

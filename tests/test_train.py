@@ -1,0 +1,76 @@
+"""train/train.py: the pieces the shipped model's recipe relies on (FER2013 auxiliary targets,
+BatchNorm refresh for averaged weights) and a few real steps of the recipe itself, resumed."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ferindex.data.fer import load_fer
+from ferindex.data.inputs import to_tensors
+from ferindex.nn.model import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    spec = importlib.util.spec_from_file_location("ferindex_train", ROOT / "train" / "train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fer2013_targets_are_the_original_labels_of_the_same_rows(trainer, data_dir) -> None:
+    train = load_fer("train", "ferplus")
+    targets = trainer.fer2013_targets(train)
+    raw = np.load(data_dir / "fer2013" / "fer2013.npz")["emotion"][train.rows]
+    assert len(targets) == len(train)
+    assert np.array_equal(targets, np.where(raw >= 0, raw, -1))
+    assert (targets >= 0).mean() > 0.99
+    # FER+ relabelled many faces: the two label sets must disagree somewhere, or the head is moot
+    assert 0.05 < np.mean(np.array(train.classes)[train.labels] != np.array(
+        ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"])[targets.clip(0)]) < 0.6
+
+
+def test_refresh_bn_recomputes_statistics_from_the_data(trainer) -> None:
+    torch.manual_seed(0)
+    model = build_model({"backbone": "resnet", "backbone_kw": {"width": 0.25}, "dim": 16, "n_classes": 3})
+    chips = {"face": np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)}
+    first_bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    stale = first_bn.running_mean.clone()
+    cpu = torch.device("cpu")
+    args = (cpu, torch.bfloat16, torch.contiguous_format, False)
+    trainer.refresh_bn(model, chips, *args, bs=64)  # one batch: exactly the data's statistics
+    exact = first_bn.running_mean.clone()
+    trainer.refresh_bn(model, chips, *args, bs=16)  # four equal batches: their cumulative average
+    assert not torch.allclose(stale, exact)
+    assert torch.allclose(first_bn.running_mean, exact, atol=1e-5)
+    assert first_bn.momentum == 0.1
+    with torch.no_grad():
+        x = to_tensors(chips, slice(0, 64), cpu)
+        assert torch.isfinite(model.eval()(x)[0]).all()
+
+
+def test_swa_recipe_trains_resumes_and_selects_the_average(trainer, data_dir, tmp_path) -> None:
+    """Two epochs of three steps of the shipped recipe (warm start, FER2013 head, SWA), then a
+    resume to a third: every loss term is logged and finite, and the average holds three models."""
+    out = tmp_path / "run"
+    common = ["--out", str(out), "--set", f"init={ROOT / 'ferindex' / 'models' / 'default.safetensors'}",
+              "max_steps_per_epoch=3", "knn_ref=300", "swa.bn_images=256"]
+    trainer.main([str(ROOT / "train" / "configs" / "default_swa.json"), *common, "epochs=2"])
+    trainer.main([str(ROOT / "train" / "configs" / "default_swa.json"), "--resume", *common, "epochs=3"])
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [0, 1, 2]
+    for r in log:
+        assert {"loss_ce", "loss_sgm", "loss_aux_fer2013"} <= r.keys()
+        assert all(np.isfinite(v) for v in r.values())
+        assert r["val_knn"] > 0.6  # warm-started from the shipped model, a few steps cannot wreck it
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert int(state["swa"]["n_averaged"]) == 3
+    best = torch.load(out / "best.pt")
+    assert "n_averaged" not in best and best.keys() == state["model"].keys()
