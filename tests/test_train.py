@@ -63,6 +63,7 @@ def test_swa_recipe_trains_resumes_and_selects_the_average(trainer, data_dir, tm
     common = ["--out", str(out), "--set", f"init={ROOT / 'ferindex' / 'models' / 'default.safetensors'}",
               "max_steps_per_epoch=3", "knn_ref=300", "swa.bn_images=256"]
     trainer.main([str(ROOT / "train" / "configs" / "default_swa.json"), *common, "epochs=2"])
+    first_s = torch.load(out / "last.pt", weights_only=False)["trained_s"]
     trainer.main([str(ROOT / "train" / "configs" / "default_swa.json"), "--resume", *common, "epochs=3"])
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [0, 1, 2]
@@ -72,5 +73,16 @@ def test_swa_recipe_trains_resumes_and_selects_the_average(trainer, data_dir, tm
         assert r["val_knn"] > 0.6  # warm-started from the shipped model, a few steps cannot wreck it
     state = torch.load(out / "last.pt", weights_only=False)
     assert int(state["swa"]["n_averaged"]) == 3
+    # the card's training time counts the epochs before the resume as well
+    assert state["trained_s"] > first_s > 0
+    assert json.loads((out / "summary.json").read_text())["duration_s"] >= round(first_s)
     best = torch.load(out / "best.pt")
     assert "n_averaged" not in best and best.keys() == state["model"].keys()
+
+
+def test_fine_tune_card_keeps_the_parent_training_record(trainer) -> None:
+    """A warm-started model's card must still say how its starting weights were trained."""
+    parent = trainer.parent_training(ROOT / "ferindex" / "models" / "default.safetensors")
+    shipped = json.loads((ROOT / "ferindex" / "models" / "default.json").read_text())["training"]
+    assert parent == shipped and parent["duration_s"] > 0
+    assert trainer.parent_training(ROOT / "nope.safetensors") is None

@@ -149,6 +149,24 @@ def embed_all(model, chips: dict[str, np.ndarray], device, bs: int = 512, amp: b
     return torch.cat(zs).numpy(), torch.cat(ps).numpy()
 
 
+def cpu_name() -> str:
+    """The CPU's model name (platform.processor() is empty on most Linux systems)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def parent_training(init: Path) -> dict | None:
+    """The training record of the model a fine-tune started from, so a card accounts for the
+    whole lineage of its weights (data, command, hardware and time of every stage)."""
+    card = init.with_suffix(".json")
+    return json.loads(card.read_text()).get("training") if card.is_file() else None
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", type=Path)
@@ -210,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps * cfg["epochs"], pct_start=0.15)
     scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda")  # bf16 needs no loss scaling
-    start_epoch, best = 0, {"val_knn": -1.0}
+    start_epoch, best, trained_s = 0, {"val_knn": -1.0}, 0.0  # trained_s: training time of earlier runs
     ckpt = out / "last.pt"
     if args.resume and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=False)
@@ -219,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         start_epoch, best = state["epoch"] + 1, state["best"]
+        trained_s = state.get("trained_s", 0.0)
         if swa:
             swa_model.load_state_dict(state["swa"])
         if aux_head is not None:
@@ -273,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         log.flush()
         print(json.dumps(rec), flush=True)
         state = {"model": model.state_dict(), "joint": joint.state_dict(), "opt": opt.state_dict(),
-                 "sched": sched.state_dict(), "epoch": epoch, "best": best,
+                 "sched": sched.state_dict(), "epoch": epoch, "best": best, "trained_s": trained_s + time.time() - t_start,
                  "swa": swa_model.state_dict() if swa else None, "aux": aux_head.state_dict() if aux_head else None}
         if cfg["select"] == "last" or rec["val_knn"] > best["val_knn"]:  # selection on FER+ PublicTest
             best = {"val_knn": rec["val_knn"], "val_acc": rec["val_acc"], "epoch": epoch}
@@ -283,8 +302,8 @@ def main(argv: list[str] | None = None) -> None:
         Path(out / "last.pt.tmp").replace(ckpt)
 
     model.load_state_dict(torch.load(out / "best.pt", map_location=device))
-    duration = time.time() - t_start
-    hardware = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {cfg['threads']} threads)"
+    duration = trained_s + time.time() - t_start  # a resumed run counts its earlier epochs too
+    hardware = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({cpu_name()}, {cfg['threads']} threads)"
     summary = {"best": best, "duration_s": round(duration), "hardware": hardware}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
@@ -300,6 +319,10 @@ def main(argv: list[str] | None = None) -> None:
                          "hardware": hardware, "duration_s": round(duration), "epochs": cfg["epochs"], "best_epoch": best["epoch"]},
             "metrics": {"fer_plus_public_test": {"softmax_acc": best["val_acc"], "knn11_acc_6k_ref": best["val_knn"]}},
         }
+        if cfg["aux_fer2013"]:
+            card["training"]["data"] += " + original FER2013 labels (auxiliary head, not exported)"
+        if cfg["init"]:
+            card["training"]["init"] = parent_training(Path(cfg["init"]))
         lms = np.load(cfg["landmarks"])[train.rows] if any(k != "face" for k in inputs) and train.rows is not None else None
         export_model(model.cpu(), card, train.images, train.labels, args.export, lms)
         print(f"exported to {args.export}")
