@@ -81,8 +81,17 @@ def test_swa_recipe_trains_resumes_and_selects_the_average(trainer, data_dir, tm
 
 
 def test_fine_tune_card_keeps_the_parent_training_record(trainer) -> None:
-    """A warm-started model's card must still say how its starting weights were trained."""
-    parent = trainer.parent_training(ROOT / "ferindex" / "models" / "default.safetensors")
-    shipped = json.loads((ROOT / "ferindex" / "models" / "default.json").read_text())["training"]
-    assert parent == shipped and parent["duration_s"] > 0
-    assert trainer.parent_training(ROOT / "nope.safetensors") is None
+    """A warm-started model's card must still say how its starting weights were trained, and
+    name every label set the embedding learned from."""
+    weights = ROOT / "ferindex" / "models" / "default.safetensors"
+    shipped = json.loads(weights.with_suffix(".json").read_text())
+    parent = trainer.init_card(str(weights))
+    assert parent == shipped and trainer.init_card(str(ROOT / "nope.safetensors")) is None
+    cfg = trainer.DEFAULTS | {"init": str(weights), "aux_fer2013": 0.5}
+    best = {"epoch": 3, "val_acc": 0.8, "val_knn": 0.79}
+    card = trainer.model_card(cfg, shipped["classes"], shipped["arch"], ("face",), best, 12.4, "CPU", parent)
+    assert card["training"]["init"] == shipped["training"] and card["training"]["duration_s"] == 12
+    assert "FER+ vote distributions" in card["training"]["data"] and "FER2013 labels" in card["training"]["data"]
+    scratch = trainer.model_card(trainer.DEFAULTS, shipped["classes"], shipped["arch"], ("face",), best, 1, "CPU", None)
+    assert "init" not in scratch["training"] and "auxiliary" not in scratch["training"]["data"]
+    assert card["metrics"]["fer_plus_public_test"]["knn11_acc_6k_ref"] == 0.79

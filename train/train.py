@@ -160,11 +160,34 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def parent_training(init: Path) -> dict | None:
-    """The training record of the model a fine-tune started from, so a card accounts for the
-    whole lineage of its weights (data, command, hardware and time of every stage)."""
-    card = init.with_suffix(".json")
-    return json.loads(card.read_text()).get("training") if card.is_file() else None
+def init_card(init: str | None) -> dict | None:
+    """The model card next to the weights a fine-tune starts from (None without one): it fixes
+    the architecture, and its training record goes into the new card, so a card accounts for
+    every stage of its weights (data, command, hardware and time)."""
+    card = Path(init).with_suffix(".json") if init else None
+    return json.loads(card.read_text()) if card is not None and card.is_file() else None
+
+
+def model_card(cfg: dict, classes: list[str], arch: dict, inputs: tuple[str, ...], best: dict,
+               duration: float, hardware: str, parent: dict | None) -> dict:
+    """The exported model's card: what ferindex needs to rebuild and feed the network, and how
+    it was trained and selected."""
+    data = "FER2013 Training with FER+ vote distributions" if cfg["labels"] == "ferplus" else "FER2013 Training"
+    if cfg["aux_fer2013"]:
+        data += " + original FER2013 labels (auxiliary head, not exported)"
+    training = {"data": data, "selection": "best FER+ PublicTest KNN(K=11) accuracy (dedup)", "config": cfg,
+                "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+                "hardware": hardware, "duration_s": round(duration), "epochs": cfg["epochs"], "best_epoch": best["epoch"]}
+    if parent is not None:
+        training["init"] = parent.get("training")
+    return {
+        "name": cfg["name"], "classes": classes, "arch": arch,
+        "input": {"size": 48, "color": "gray", "framing": "fer2013 (ferindex/faces/template.json)", "inputs": list(inputs),
+                  "normalize": {"mean": MEAN, "std": STD}, "flip_tta": cfg.get("flip_tta", False)},
+        "metric": "euclidean",
+        "training": training,
+        "metrics": {"fer_plus_public_test": {"softmax_acc": best["val_acc"], "knn11_acc_6k_ref": best["val_knn"]}},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -188,10 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     amp = bool(cfg["amp"])
     amp_dtype, layout = precision(device, amp)
 
-    if cfg["init"]:  # fine-tuning: the exported model's card fixes the architecture
-        card = Path(cfg["init"]).with_suffix(".json")
-        if card.is_file():
-            cfg["arch"] = {k: v for k, v in json.loads(card.read_text())["arch"].items() if k != "n_classes"}
+    parent = init_card(cfg["init"])
+    if parent is not None:  # fine-tuning: the exported model's card fixes the architecture
+        cfg["arch"] = {k: v for k, v in parent["arch"].items() if k != "n_classes"}
     arch = dict(cfg["arch"])
     inputs = build_model(arch | {"n_classes": 8}).inputs
     train, train_chips, val, val_chips = load_data(cfg, inputs)
@@ -308,21 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
     if args.export:
-        card = {
-            "name": cfg["name"], "classes": train.classes, "arch": arch,
-            "input": {"size": 48, "color": "gray", "framing": "fer2013 (ferindex/faces/template.json)", "inputs": list(inputs),
-                      "normalize": {"mean": MEAN, "std": STD}, "flip_tta": cfg.get("flip_tta", False)},
-            "metric": "euclidean",
-            "training": {"data": "FER2013 Training with FER+ vote distributions" if cfg["labels"] == "ferplus" else "FER2013 Training",
-                         "selection": "best FER+ PublicTest KNN(K=11) accuracy (dedup)", "config": cfg,
-                         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-                         "hardware": hardware, "duration_s": round(duration), "epochs": cfg["epochs"], "best_epoch": best["epoch"]},
-            "metrics": {"fer_plus_public_test": {"softmax_acc": best["val_acc"], "knn11_acc_6k_ref": best["val_knn"]}},
-        }
-        if cfg["aux_fer2013"]:
-            card["training"]["data"] += " + original FER2013 labels (auxiliary head, not exported)"
-        if cfg["init"]:
-            card["training"]["init"] = parent_training(Path(cfg["init"]))
+        card = model_card(cfg, train.classes, arch, inputs, best, duration, hardware, parent)
         lms = np.load(cfg["landmarks"])[train.rows] if any(k != "face" for k in inputs) and train.rows is not None else None
         export_model(model.cpu(), card, train.images, train.labels, args.export, lms)
         print(f"exported to {args.export}")
