@@ -18,6 +18,14 @@ Three labels per face, each in its own columns (schema v2), because each has its
 The label shown everywhere is the first present of user_label, knn_label, label.
 `meta.labels_version` changes with every user or KNN label write (a cache key for UIs: labels
 change without touching vectors, so `generation` does not move).
+
+Face quality and "not a face" (schema v3): each face stores how far it can be trusted
+(`verify_score`: the face verifier's confidence, `sharpness`, `yaw`, and their combination
+`quality` in [0, 1]; see faces/quality.py); analysis skips faces below a floor. A user can mark
+a face as not a face (`set_not_a_face`): it leaves every vector read (`load_vectors`, hence
+search and analysis), people and counts. The mark is also kept in `not_face_marks`, keyed by
+the photo's content hash and the box, so a photo detected again (a rebuild after a deletion, a
+retried error, a new detector) gets it back on its matching face (IoU >= 0.5).
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ import numpy as np
 from ferindex.errors import CatalogError
 
 CATALOG_NAME = "catalog.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CHIP_SIZE = 48
 
 _SCHEMA_V1 = """
@@ -122,11 +130,32 @@ def _migrate_v1_to_v2(con: sqlite3.Connection) -> None:
     con.execute("DELETE FROM meta WHERE key = ?", (_V1_USER_LABELS_KEY,))
 
 
+_V3_SCRIPT = """
+ALTER TABLE faces ADD COLUMN verify_score REAL;
+ALTER TABLE faces ADD COLUMN sharpness REAL;
+ALTER TABLE faces ADD COLUMN yaw REAL;
+ALTER TABLE faces ADD COLUMN quality REAL;
+ALTER TABLE faces ADD COLUMN not_a_face INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE not_face_marks (
+    hash TEXT NOT NULL,
+    x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL,
+    PRIMARY KEY (hash, x0, y0, x1, y1)
+)
+"""
+
+
+def _migrate_v2_to_v3(con: sqlite3.Connection) -> None:
+    """Per-face quality columns (NULL for faces indexed before: they count as passing), the
+    "not a face" flag and the marks that carry it across re-detection."""
+    _run_script(con, _V3_SCRIPT)
+
+
 # MIGRATIONS[v] upgrades a catalog at schema version v to v + 1 (0 = empty file); each runs
 # inside one transaction together with the user_version bump.
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: dict[int, Migration] = {0: lambda con: _run_script(con, _SCHEMA_V1),
-                                    1: _migrate_v1_to_v2}
+                                    1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3}
+MARK_IOU = 0.5  # a re-detected box this close to a marked one is the same (non-)face
 
 
 @dataclass
@@ -156,6 +185,10 @@ class FaceRecord:
     probs: np.ndarray | None = None
     label: str | None = None
     probs_model: str | None = None
+    verify_score: float | None = None  # the face verifier's confidence (faces/quality.py)
+    sharpness: float | None = None
+    yaw: float | None = None  # degrees, 0 = frontal
+    quality: float | None = None  # [0, 1]; analysis skips faces below QUALITY_FLOOR
 
 
 @dataclass
@@ -180,6 +213,18 @@ def _blob(a: np.ndarray, dtype: str) -> bytes:
 
 def _floats(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, np.float32)
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+_VISIBLE = "f.not_a_face = 0"  # faces a user has not marked as "not a face"
 
 
 class Catalog:
@@ -304,19 +349,29 @@ class Catalog:
              rec.height, rec.taken_at, time.time()),
         )
         photo_id = int(cur.lastrowid)
+        marks = self._marks(rec.hash) if rec.faces else []
         for idx, face in enumerate(rec.faces):
-            self._add_face(photo_id, idx, face)
+            face_id = self._add_face(photo_id, idx, face)
+            if any(box_iou(face.box, m) >= MARK_IOU for m in marks):
+                self.con.execute("UPDATE faces SET not_a_face = 1 WHERE id = ?", (face_id,))
         return photo_id
+
+    def _marks(self, digest: str | None) -> list[tuple[int, int, int, int]]:
+        if digest is None:
+            return []
+        return [tuple(r) for r in self.con.execute(
+            "SELECT x0, y0, x1, y1 FROM not_face_marks WHERE hash = ?", (digest,))]
 
     def _add_face(self, photo_id: int, idx: int, f: FaceRecord) -> int:
         cur = self.con.execute(
             "INSERT INTO faces (photo_id, face_idx, x0, y0, x1, y1, det_score, landmarks, chip,"
-            " chip_landmarks, thumb, probs, label, probs_model)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " chip_landmarks, thumb, probs, label, probs_model, verify_score, sharpness, yaw,"
+            " quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (photo_id, idx, *map(int, f.box), float(f.score), _blob(f.landmarks, "float32"),
              _blob(f.chip, "uint8"),
              None if f.chip_landmarks is None else _blob(f.chip_landmarks, "float32"), f.thumb,
-             None if f.probs is None else _blob(f.probs, "float32"), f.label, f.probs_model),
+             None if f.probs is None else _blob(f.probs, "float32"), f.label, f.probs_model,
+             f.verify_score, f.sharpness, f.yaw, f.quality),
         )
         face_id = int(cur.lastrowid)
         for (kind, model_id), vec in f.vectors.items():
@@ -389,12 +444,14 @@ class Catalog:
     def load_vectors(self, kind: str, model_id: str, face_ids: Sequence[int] | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Vectors of one kind and model: (face ids int64 (N,), float32 (N, d)) by face id;
-        all of them, or those of `face_ids` that have one."""
-        sql = "SELECT face_id, dim, vec FROM vectors WHERE kind = ? AND model_id = ?"
+        all of them, or those of `face_ids` that have one. Faces marked "not a face" have none:
+        this is what hides them from search and analysis."""
+        sql = ("SELECT v.face_id, v.dim, v.vec FROM vectors v JOIN faces f ON f.id = v.face_id"
+               f" WHERE {_VISIBLE} AND v.kind = ? AND v.model_id = ?")
         if face_ids is None:
-            rows = self.con.execute(sql + " ORDER BY face_id", (kind, model_id)).fetchall()
+            rows = self.con.execute(sql + " ORDER BY v.face_id", (kind, model_id)).fetchall()
         else:
-            rows = sorted(self._select_in(sql + " AND face_id IN ({})", face_ids,
+            rows = sorted(self._select_in(sql + " AND v.face_id IN ({})", face_ids,
                                           prefix=(kind, model_id)), key=lambda r: r[0])
         if not rows:
             return np.empty(0, np.int64), np.empty((0, 0), np.float32)
@@ -414,7 +471,8 @@ class Catalog:
         `user_label`: the user's own label (see the module docstring)."""
         rows = self._select_in(
             "SELECT f.id, f.photo_id, f.face_idx, f.x0, f.y0, f.x1, f.y1, f.det_score, f.label,"
-            " f.probs, f.knn_label, f.knn_probs, f.user_label, f.person_id, p.path"
+            " f.probs, f.knn_label, f.knn_probs, f.user_label, f.person_id, p.path,"
+            " f.verify_score, f.sharpness, f.yaw, f.quality, f.not_a_face"
             " FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.id IN ({})",
             face_ids,
         )
@@ -427,6 +485,8 @@ class Catalog:
                 "label": r["label"], "probs": _floats(r["probs"]),
                 "knn_label": r["knn_label"], "knn_probs": _floats(r["knn_probs"]),
                 "user_label": r["user_label"], "person_id": r["person_id"],
+                "verify_score": r["verify_score"], "sharpness": r["sharpness"], "yaw": r["yaw"],
+                "quality": r["quality"], "not_a_face": bool(r["not_a_face"]),
             }
         return out
 
@@ -435,13 +495,58 @@ class Catalog:
         return {int(r[0]): r[1]
                 for r in self._select_in("SELECT id, thumb FROM faces WHERE id IN ({})", face_ids)}
 
-    def photo_faces(self) -> list[sqlite3.Row]:
+    def photo_faces(self, min_quality: float = 0.0) -> list[sqlite3.Row]:
         """Every face with its photo, photo by photo, left to right: rows of (photo_id, path,
-        taken_at, landmarks, probs, person_id) for per-photo analyses (best shots)."""
+        taken_at, landmarks, probs, person_id) for per-photo analyses (best shots); faces marked
+        "not a face" and those below `min_quality` (NULL quality passes) are left out."""
         return self.con.execute(
             "SELECT p.id AS photo_id, p.path, p.taken_at, f.landmarks, f.probs, f.person_id"
-            " FROM faces f JOIN photos p ON p.id = f.photo_id ORDER BY p.id, f.face_idx"
-        ).fetchall()
+            f" FROM faces f JOIN photos p ON p.id = f.photo_id WHERE {_VISIBLE}"
+            " AND (f.quality IS NULL OR f.quality >= ?) ORDER BY p.id, f.face_idx",
+            (float(min_quality),)).fetchall()
+
+    def face_quality(self, face_ids: Sequence[int]) -> dict[int, float | None]:
+        """{face id: quality} (None for faces indexed before qualities were stored)."""
+        return {int(r[0]): r[1] for r in self._select_in(
+            "SELECT id, quality FROM faces WHERE id IN ({})", face_ids)}
+
+    # -- "not a face" -----------------------------------------------------------------------
+    def set_not_a_face(self, face_ids: Sequence[int], flag: bool = True) -> None:
+        """Mark faces as not a face (or, with flag=False, as a face again).
+
+        A marked face is hidden everywhere: it has no vectors for readers (`load_vectors`),
+        no person, no count. The mark is also stored by photo content hash and box, so it
+        survives the photo being detected again. Bumps the generation (vector caches drop the
+        face) and the labels version (UIs refresh). Call inside `transaction()`; raises
+        CatalogError naming the first unknown face id.
+        """
+        ids = [int(f) for f in face_ids]
+        rows = {int(r[0]): r for r in self._select_in(
+            "SELECT f.id, p.hash, f.x0, f.y0, f.x1, f.y1 FROM faces f"
+            " JOIN photos p ON p.id = f.photo_id WHERE f.id IN ({})", ids)}
+        missing = [f for f in ids if f not in rows]
+        if missing:
+            raise CatalogError(f"no face with id {missing[0]} in index {self.path.parent}")
+        for fid in ids:
+            _, digest, *box = rows[fid]
+            self.con.execute("UPDATE faces SET not_a_face = ? WHERE id = ?", (int(flag), fid))
+            if flag:
+                self.con.execute("UPDATE faces SET person_id = NULL WHERE id = ?", (fid,))
+            if digest is None:
+                continue
+            stale = [m for m in self._marks(digest) if box_iou(box, m) >= MARK_IOU]
+            self.con.executemany("DELETE FROM not_face_marks WHERE hash = ? AND x0 = ? AND"
+                                 " y0 = ? AND x1 = ? AND y1 = ?", [(digest, *m) for m in stale])
+            if flag:
+                self.con.execute("INSERT INTO not_face_marks (hash, x0, y0, x1, y1)"
+                                 " VALUES (?, ?, ?, ?, ?)", (digest, *box))
+        self.bump_generation()
+        self._bump_labels_version()
+
+    def not_faces(self) -> list[int]:
+        """Ids of the faces marked "not a face", ascending."""
+        return [int(r[0]) for r in self.con.execute(
+            "SELECT id FROM faces WHERE not_a_face = 1 ORDER BY id")]
 
     def face_count(self, photo_ids: Sequence[int]) -> int:
         """Number of faces on these photos."""
@@ -489,8 +594,8 @@ class Catalog:
     def label_counts(self) -> dict[str, int]:
         """Faces per shown label (user label, else KNN label, else the model's)."""
         return dict(self.con.execute(
-            "SELECT COALESCE(user_label, knn_label, label, 'unknown') AS l, COUNT(*) FROM faces"
-            " GROUP BY l ORDER BY COUNT(*) DESC, l").fetchall())
+            "SELECT COALESCE(user_label, knn_label, label, 'unknown') AS l, COUNT(*) FROM faces f"
+            f" WHERE {_VISIBLE} GROUP BY l ORDER BY COUNT(*) DESC, l").fetchall())
 
     # -- people ---------------------------------------------------------------------------
     def people(self) -> list[dict]:
@@ -498,7 +603,8 @@ class Catalog:
         the lowest face id."""
         rows = self.con.execute(
             "SELECT p.id, p.name, COUNT(f.id), MIN(f.id) FROM people p JOIN faces f"
-            " ON f.person_id = p.id GROUP BY p.id ORDER BY COUNT(f.id) DESC, p.id").fetchall()
+            f" ON f.person_id = p.id AND {_VISIBLE} GROUP BY p.id"
+            " ORDER BY COUNT(f.id) DESC, p.id").fetchall()
         return [{"id": int(r[0]), "name": r[1], "count": int(r[2]), "sample_face": int(r[3])}
                 for r in rows]
 
@@ -547,7 +653,8 @@ class Catalog:
 
     def faces_of_person(self, person_id: int) -> list[int]:
         return [int(r[0]) for r in self.con.execute(
-            "SELECT id FROM faces WHERE person_id = ? ORDER BY id", (int(person_id),))]
+            f"SELECT id FROM faces f WHERE person_id = ? AND {_VISIBLE} ORDER BY id",
+            (int(person_id),))]
 
     def _select_in(self, sql: str, ids: Sequence[int], chunk: int = 900,
                    prefix: tuple = ()) -> list[sqlite3.Row]:
@@ -591,7 +698,7 @@ class Catalog:
             "ok": by_status.get("ok", 0),
             "errors": by_status.get("error", 0),
             "noface": by_status.get("noface", 0),
-            "faces": q("SELECT COUNT(*) FROM faces").fetchone()[0],
+            "faces": q(f"SELECT COUNT(*) FROM faces f WHERE {_VISIBLE}").fetchone()[0],
         }
 
     def errors(self) -> list[tuple[str, str]]:
