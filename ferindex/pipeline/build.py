@@ -19,25 +19,22 @@ The FAISS caches are rebuilt from the catalog at the end of the build.
 """
 from __future__ import annotations
 
-import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ferindex.config import index_dir as default_index_dir
-from ferindex.errors import BadImageError, FerindexError
-from ferindex.store.catalog import Catalog, FaceRecord, PhotoRecord, PhotoRow
+from ferindex.errors import FerindexError
+from ferindex.pipeline.process import (  # noqa: F401 (face_thumbnail, THUMB_SIZE: UI imports)
+    EXPRESSION, IDENTITY, IDENTITY_MODEL, THUMB_SIZE, FaceExtractor, PhotoResult, PhotoTask,
+    embed_chips, embed_records, face_thumbnail, os_reason, process_photo)
+from ferindex.store.catalog import Catalog, PhotoRecord, PhotoRow
 from ferindex.store.lock import WriteLock
 from ferindex.store.vectors import VectorIndex, read_sidecar
 
-EXPRESSION = "expression"
-IDENTITY = "identity"
-IDENTITY_MODEL = "dlib-resnet-v1"
-THUMB_SIZE = 96
 EMBED_BATCH = 256
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -51,6 +48,9 @@ class BuildOptions:
     retry_errors: bool = False
     identity: bool = True  # compute 128-d identity descriptors (people clustering)
     batch_size: int = 32  # photos per committed transaction
+    engine: str = "local"  # where the per-photo stages run: "local" (this process) or "ray"
+    address: str | None = None  # Ray cluster to join (engine "ray"); None = a local runtime
+    workers: int | None = None  # Ray workers (engine "ray"); None = one per CPU of the cluster
 
 
 @dataclass
@@ -89,101 +89,7 @@ class BuildReport:
 ProgressFn = Callable[[BuildReport, int, int, str], None]  # (report, done, to do, current file)
 
 
-def taken_at(path: Path) -> str | None:
-    """EXIF DateTimeOriginal (or DateTime) as written by the camera, without decoding pixels."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            exif = im.getexif()
-            value = exif.get_ifd(0x8769).get(36867) or exif.get(306)
-    except Exception:  # metadata is optional: any unreadable EXIF just means "unknown"
-        return None
-    return str(value).strip("\x00 ") or None if value else None
-
-
-def face_thumbnail(rgb: np.ndarray, box: tuple[int, int, int, int]) -> bytes:
-    """A small square JPEG around the face (box grown by 25%), for UIs and reports."""
-    from PIL import Image
-
-    x0, y0, x1, y1 = box
-    side = int(max(x1 - x0, y1 - y0) * 1.25)
-    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
-    h, w = rgb.shape[:2]
-    a0, b0 = max(cx - side // 2, 0), max(cy - side // 2, 0)
-    crop = rgb[b0:min(b0 + side, h), a0:min(a0 + side, w)]
-    if crop.size == 0:
-        crop = rgb
-    buf = io.BytesIO()
-    Image.fromarray(crop).resize((THUMB_SIZE, THUMB_SIZE)).save(buf, "JPEG", quality=85)
-    return buf.getvalue()
-
-
-class FaceExtractor:
-    """decode -> detect -> align (+ identity) for one photo; heavy models loaded on first use."""
-
-    def __init__(self, options: BuildOptions, detector=None, identity_encoder=None) -> None:
-        self.options = options
-        self._detector = detector
-        self._identity = identity_encoder
-        self.detections = 0  # photos decoded and run through the detector
-
-    @property
-    def detector(self):
-        if self._detector is None:
-            from ferindex.faces.detect import make_detector
-
-            o = self.options
-            self._detector = make_detector(o.detector, upsample=o.upsample, model_pack=o.model_pack)
-        return self._detector
-
-    @property
-    def identity(self):
-        if self._identity is None:
-            from ferindex.faces.identity import IdentityEncoder
-
-            self._identity = IdentityEncoder()
-        return self._identity
-
-    def photo(self, path: Path, rel: str, size: int, mtime_ns: int, digest: str) -> PhotoRecord:
-        """A PhotoRecord with faces (vectors of the expression model still to be added)."""
-        from ferindex.faces.align import align_face_with_landmarks
-        from ferindex.io.decode import load_rgb
-
-        rgb = load_rgb(path)
-        h, w = rgb.shape[:2]
-        self.detections += 1
-        dets = sorted(self.detector.detect(rgb), key=lambda d: (d.box[0], d.box[1]))
-        rec = PhotoRecord(rel, size, mtime_ns, digest, "ok" if dets else "noface",
-                          width=w, height=h, taken_at=taken_at(path))
-        ident = self.identity.encode(rgb, dets) if dets and self.options.identity else None
-        for i, d in enumerate(dets):
-            chip, chip_lm = align_face_with_landmarks(rgb, d.landmarks)
-            face = FaceRecord(box=tuple(int(v) for v in d.box), score=float(d.score),
-                              landmarks=np.asarray(d.landmarks, np.float32), chip=chip,
-                              chip_landmarks=chip_lm, thumb=face_thumbnail(rgb, d.box))
-            if ident is not None:
-                face.vectors[(IDENTITY, IDENTITY_MODEL)] = ident[i]
-            rec.faces.append(face)
-        return rec
-
-
-def _embed_records(model, records: list[PhotoRecord]) -> None:
-    """Expression vectors + posteriors for every face of a batch, in one model call."""
-    faces = [f for r in records for f in r.faces]
-    if not faces:
-        return
-    Z, P = _embed(model, np.stack([f.chip for f in faces]),
-                  np.stack([f.chip_landmarks for f in faces]))
-    for f, z, p in zip(faces, Z, P):
-        f.vectors[(EXPRESSION, model.model_id)] = z
-        f.probs, f.label, f.probs_model = p, model.classes[int(p.argmax())], model.model_id
-
-
-def _embed(model, chips: np.ndarray, landmarks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    if landmarks is not None and landmarks.shape[1:] != (68, 2):
-        landmarks = None  # 5-point (insightface) faces: the model computes its own landmarks
-    return model.embed_and_proba(chips, landmarks)
+Engine = Callable[[list[PhotoTask]], Iterator[PhotoResult]]  # tasks -> results, any order
 
 
 class Builder:
@@ -197,6 +103,11 @@ class Builder:
             raise FerindexError(f"{album}: not a folder")
         self.index_dir = Path(index).absolute() if index else default_index_dir(self.album)
         self.options = options or BuildOptions()
+        if self.options.engine not in ENGINES:
+            raise FerindexError(f"unknown engine {self.options.engine!r}; expected one of"
+                                f" {', '.join(ENGINES)}")
+        if self.options.engine != "local" and (detector or identity_encoder):
+            raise ValueError("detector/identity objects can only be injected into a local build")
         self._model = model
         self.extractor = FaceExtractor(self.options, detector, identity_encoder)
         self.progress = progress
@@ -286,7 +197,8 @@ class Builder:
 
     def _process(self, cat: Catalog, todo: list[tuple[Path, str, int, int]],
                  known: dict[str, PhotoRow], gone: dict[str, PhotoRow]) -> None:
-        """Hash, classify (touched / moved / to detect) and commit every `batch_size` photos."""
+        """Classify (touched / moved / to process), run the per-photo stages on the engine and
+        commit every `batch_size` photos as their results arrive (in any order)."""
         from ferindex.io.scan import content_hash
 
         rep = self.report
@@ -294,28 +206,41 @@ class Builder:
         for r in gone.values():
             if r.hash and r.status != "error":
                 gone_by_hash.setdefault(r.hash, r)
-        records: list[PhotoRecord] = []
-        restats: list[tuple[PhotoRow, str, int, int]] = []  # (row, new path, size, mtime)
-        replaced: list[int] = []  # rows whose path a moved photo takes over
+        batch = _Batch()
+        tasks: list[PhotoTask] = []
+        unhashed: set[str] = set()  # new files the engine hashes: "new" once they could be read
         done = 0
+
+        def step(rel: str) -> None:
+            nonlocal batch, done
+            done += 1
+            if batch.size >= self.options.batch_size:
+                self._commit(cat, batch)
+                batch = _Batch()
+            if self.progress:
+                self.progress(rep, done, len(todo), rel)
+
         for path, rel, size, mtime_ns in todo:
             row = known.get(rel)
+            if row is None and not gone_by_hash:  # new, and cannot be a move: hashed by a worker
+                unhashed.add(rel)
+                tasks.append(PhotoTask(str(path), rel, size, mtime_ns))
+                continue
             try:
                 digest = content_hash(path)
             except OSError as e:
-                rec = PhotoRecord(rel, size, mtime_ns, None, "error", error=_os_reason(e))
-                rep.errors.append({"path": rel, "reason": rec.error})
-                records.append(rec)
+                batch.records.append(self._failed(PhotoRecord(
+                    rel, size, mtime_ns, None, "error", error=os_reason(e))))
             else:
                 if row is not None and row.hash == digest and row.status != "error":
-                    restats.append((row, rel, size, mtime_ns))
+                    batch.restats.append((row, rel, size, mtime_ns))
                     rep.touched += 1
                 elif digest in gone_by_hash:
                     src = gone_by_hash.pop(digest)
                     del gone[src.path]
                     if row is not None:
-                        replaced.append(row.id)
-                    restats.append((src, rel, size, mtime_ns))
+                        batch.replaced.append(row.id)
+                    batch.restats.append((src, rel, size, mtime_ns))
                     rep.moved += 1
                 else:
                     if row is None:
@@ -324,46 +249,41 @@ class Builder:
                         rep.retried += 1
                     else:
                         rep.changed += 1
-                    records.append(self._extract(path, rel, size, mtime_ns, digest))
-            done += 1
-            if len(records) + len(restats) >= self.options.batch_size:
-                self._commit(cat, records, restats, replaced)
-                records, restats, replaced = [], [], []
-            if self.progress:
-                self.progress(rep, done, len(todo), rel)
-        self._commit(cat, records, restats, replaced)
+                    tasks.append(PhotoTask(str(path), rel, size, mtime_ns, digest))
+                    continue
+            step(rel)
+        for result in self._engine()(tasks):
+            rep.new += result.record.path in unhashed and result.record.hash is not None
+            rep.detected += result.detected
+            batch.records.append(self._failed(result.record))
+            step(result.record.path)
+        self._commit(cat, batch)
         if self.progress and todo:
             self.progress(rep, done, len(todo), "")
 
-    def _extract(self, path: Path, rel: str, size: int, mtime_ns: int, digest: str
-                 ) -> PhotoRecord:
-        """Never raises for a bad file: the failure becomes an error record with its reason."""
-        rep = self.report
-        try:
-            rec = self.extractor.photo(path, rel, size, mtime_ns, digest)
-        except BadImageError as e:
-            rec = PhotoRecord(rel, size, mtime_ns, digest, "error", error=e.reason)
-        except FerindexError:
-            raise  # missing detector/model files: every photo would fail the same way
-        except (Exception, MemoryError) as e:  # a bad file must not stop the build
-            rec = PhotoRecord(rel, size, mtime_ns, digest, "error",
-                              error=f"{type(e).__name__}: {e}")
-        finally:
-            rep.detected = self.extractor.detections
+    def _engine(self) -> Engine:
+        """Where the per-photo stages run: in this process, or on Ray workers."""
+        if self.options.engine == "ray":
+            from ferindex.pipeline.ray_engine import RayEngine
+
+            return RayEngine(self.options, self.model.model_id)
+        return lambda tasks: (process_photo(self.extractor, t) for t in tasks)
+
+    def _failed(self, rec: PhotoRecord) -> PhotoRecord:
+        """Report `rec` if it is an error record; returns it."""
         if rec.status == "error":
-            rep.errors.append({"path": rel, "reason": rec.error})
+            self.report.errors.append({"path": rec.path, "reason": rec.error})
         return rec
 
-    def _commit(self, cat: Catalog, records: list[PhotoRecord],
-                restats: list[tuple[PhotoRow, str, int, int]], replaced: list[int]) -> None:
-        if not records and not restats:
+    def _commit(self, cat: Catalog, batch: _Batch) -> None:
+        if not batch.size:
             return
-        _embed_records(self.model, records)
+        embed_records(self.model, batch.records)  # faces a remote engine did not embed
         with cat.transaction():
-            cat.delete_photos(replaced)
-            for row, rel, size, mtime_ns in restats:
+            cat.delete_photos(batch.replaced)
+            for row, rel, size, mtime_ns in batch.restats:
                 cat.update_stat(row.id, rel, size, mtime_ns)
-            for rec in records:
+            for rec in batch.records:
                 cat.add_photo(rec)
                 self.report.faces_added += len(rec.faces)
             cat.bump_generation()
@@ -376,7 +296,7 @@ class Builder:
         for s in range(0, len(ids), EMBED_BATCH):
             part = ids[s:s + EMBED_BATCH]
             chips, lms = cat.chips(part), cat.chip_landmarks(part)
-            Z, P = _embed(model, chips, lms)
+            Z, P = embed_chips(model, chips, lms)
             with cat.transaction():
                 cat.put_vectors(part, EXPRESSION, model.model_id, Z)
                 cat.set_predictions(part, P, [model.classes[int(i)] for i in P.argmax(1)],
@@ -420,6 +340,20 @@ class Builder:
                                          metric=metric).save(self.index_dir, generation)
 
 
+@dataclass
+class _Batch:
+    """What the next transaction commits: processed photos, new stats of unchanged content
+    (touched or moved photos) and rows whose path a moved photo takes over."""
+
+    records: list[PhotoRecord] = field(default_factory=list)
+    restats: list[tuple[PhotoRow, str, int, int]] = field(default_factory=list)
+    replaced: list[int] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.records) + len(self.restats)
+
+
 def _published(index_dir: Path, kind: str, model_id: str, generation: int) -> bool:
     side = read_sidecar(index_dir, kind)
     return side is not None and side.generation == generation and side.model_id == model_id
@@ -436,14 +370,6 @@ def _storable(text: str) -> bool:
 
 def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _os_reason(e: OSError) -> str:
-    if isinstance(e, FileNotFoundError):
-        return "vanished during the build"
-    if isinstance(e, PermissionError):
-        return "permission denied"
-    return e.strerror or f"{type(e).__name__}: {e}"
 
 
 def build_album(album: str | Path, index: str | Path | None = None,
