@@ -211,6 +211,32 @@ def test_heic_without_pillow_heif(tmp_path, monkeypatch):
         load_rgb(_write(tmp_path / "IMG_0002.jpg", b"\x00\x00\x00\x18ftypheic" + bytes(32)))
 
 
+def test_jpeg_named_heic_decodes_without_pillow_heif(tmp_path, monkeypatch):
+    """The format is sniffed from the content: only real HEIF content needs pillow-heif."""
+    monkeypatch.setattr(decode, "_register_heif", lambda: False)
+    out = load_rgb(_write(tmp_path / "IMG_0003.heic", _jpeg_bytes(Image.fromarray(_gradient()))))
+    assert out.shape == (24, 40, 3)
+
+
+def test_96_megapixel_png_is_under_the_100mp_limit(tmp_path):
+    """Pillow warns from 89.5 MP on; the documented limit is 100 MP, so a 96 MP header passes
+    the size check (this one then fails as truncated: it holds a few bytes of pixels)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 9800, 9800, 1, 0, 0, 0, 0)  # 96.04 MP, 1-bit gray
+    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    with pytest.raises(BadImageError) as err:
+        load_rgb(_write(tmp_path / "panorama.png", data))
+    assert "bomb" not in err.value.reason and "truncated" in err.value.reason
+    with pytest.raises(BadImageError, match="decompression bomb"):
+        load_rgb(tmp_path / "panorama.png", max_pixels=90_000_000)
+
+
 def test_downscale_for_detection():
     rgb = np.zeros((3000, 1200, 3), np.uint8)
     small, scale = downscale_for_detection(rgb, max_side=1500)
@@ -248,7 +274,55 @@ def test_scan_survives_symlink_loop(tmp_path):
     entries = [i for i in items if isinstance(i, ScanEntry)]
     problems = [i for i in items if isinstance(i, ScanProblem)]
     assert len(entries) == 4
-    assert {p.path.name for p in problems} == {"loop"}  # broken link is not an image file
+    by_name = {p.path.name: p for p in problems}
+    assert set(by_name) == {"loop", "broken.jpg"}
+    assert not by_name["loop"].unavailable  # skipped on purpose: its photos are seen elsewhere
+    assert "broken symlink" in by_name["broken.jpg"].reason and by_name["broken.jpg"].unavailable
+
+
+def test_scan_reports_broken_folder_link_fifo_and_unstatable_file(tmp_path, monkeypatch):
+    """What used to be skipped silently: a folder link whose target is unmounted, a FIFO with an
+    image name, and a file whose stat is refused (a folder without search permission)."""
+    _album(tmp_path)
+    os.symlink(tmp_path / "unmounted" / "photos", tmp_path / "usb")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    real_stat = os.DirEntry.stat
+
+    class RefusingEntry:
+        """Wraps DirEntry: stat() of 'a/2.png' is refused."""
+
+        def __init__(self, entry):
+            self._e = entry
+
+        def __getattr__(self, name):
+            return getattr(self._e, name)
+
+        def stat(self, **kw):
+            if self._e.name == "2.png":
+                raise PermissionError(13, "Permission denied", self._e.path)
+            return real_stat(self._e, **kw)
+
+    real_scandir = scan_mod.os.scandir
+
+    class Refusing:
+        def __init__(self, path):
+            self._it = real_scandir(path)
+
+        def __enter__(self):
+            return (RefusingEntry(e) for e in self._it.__enter__())
+
+        def __exit__(self, *exc):
+            return self._it.__exit__(*exc)
+
+    monkeypatch.setattr(scan_mod.os, "scandir", Refusing)
+    items = list(scan(tmp_path))
+    problems = {p.path.relative_to(tmp_path).as_posix(): p for p in items
+                if isinstance(p, ScanProblem)}
+    assert set(problems) == {"usb", "pipe.jpg", "a/2.png"}
+    assert problems["usb"].unavailable and "unmounted" in problems["usb"].reason
+    assert not problems["pipe.jpg"].unavailable and "FIFO" in problems["pipe.jpg"].reason
+    assert problems["a/2.png"].unavailable and problems["a/2.png"].reason == "permission denied"
+    assert len([i for i in items if isinstance(i, ScanEntry)]) == 3
 
 
 def test_scan_reports_file_deleted_mid_scan(tmp_path, monkeypatch):

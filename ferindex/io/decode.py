@@ -4,7 +4,10 @@ Album files are untrusted: phones write EXIF-rotated JPEGs, scanners write 16-bi
 gives CMYK JPEGs, palette PNGs and animated GIFs, and some files are truncated, empty, mislabelled
 or crafted to exhaust memory. Every failure becomes `BadImageError(path, reason)` so indexing can
 log it and move on. Pillow's global settings (MAX_IMAGE_PIXELS, LOAD_TRUNCATED_IMAGES) are never
-changed: the pixel limit is checked here, per call, before any pixel is decoded.
+changed: the pixel limit (100 MP by default) is checked here, per call, before any pixel is
+decoded; Pillow's own warning, which starts at 89.5 MP, is silenced so it does not refuse a
+96 MP panorama under the documented limit (its hard error, at twice its limit, still applies).
+The format is told by the content, not the suffix: a JPEG saved as `.heic` decodes as a JPEG.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ferindex.errors import BadImageError
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any camera; a 100 MP RGB array is 300 MB
-HEIF_SUFFIXES = {".heic", ".heif"}
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 _HEIF_HINT = "HEIC/HEIF photos need pillow-heif: install ferindex[heic]"
 _heif_registered = False
@@ -94,15 +96,14 @@ def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     Raises BadImageError(path, reason) for anything that is not a usable, sane-sized image.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in HEIF_SUFFIXES and not _register_heif():
+    if _looks_like_heif(path) and not _register_heif():
         raise BadImageError(path, _HEIF_HINT)
     try:
         if path.stat().st_size == 0:
             raise BadImageError(path, "empty file (0 bytes)")
         with warnings.catch_warnings():
-            # Pillow warns (not raises) between 1x and 2x its global limit: make that an error too.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns from 89.5 MP on; our own limit below is the one that applies.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 width, height = im.size
                 if width * height > max_pixels:
@@ -122,11 +123,9 @@ def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
         raise BadImageError(path, "permission denied") from None
     except IsADirectoryError:
         raise BadImageError(path, "is a directory, not an image file") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise BadImageError(path, f"refused as a possible decompression bomb ({e})") from None
     except UnidentifiedImageError:
-        if _looks_like_heif(path) and not _register_heif():
-            raise BadImageError(path, _HEIF_HINT) from None
         raise BadImageError(path, "not a readable image (unknown format or wrong extension)"
                             ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,19 @@ class ScanEntry:
 
 @dataclass(frozen=True)
 class ScanProblem:
-    """A file or folder that could not be listed or stat-ed, with a short human reason."""
+    """A file or folder that could not be listed or stat-ed, with a short human reason.
+
+    `unavailable`: the path exists (or did: a symlink whose target is gone, as on an unmounted
+    drive) but could not be looked at, so whatever the index holds at or under it must be kept,
+    not taken as deleted. False for what was skipped on purpose (a loop, a FIFO)."""
 
     path: Path
     reason: str
+    unavailable: bool = True
+
+
+BROKEN_LINK = ("broken symlink: its target is missing (an unmounted drive, or deleted);"
+               " what the index holds under it is kept")
 
 
 def _reason(err: OSError) -> str:
@@ -53,7 +63,9 @@ def scan(root: str | Path, exclude_dirs: tuple[str, ...] = (".ferindex",)
     ScanProblem for each unreadable folder, vanished file, or symlink loop skipped.
 
     Symlinked folders are followed once: each directory is identified by its real path, so a
-    link back up the tree, or two links to the same folder, do not repeat it.
+    link back up the tree, or two links to the same folder, do not repeat it. A broken symlink
+    (any name: it may have been a folder) and an image name that is not a regular file (a FIFO,
+    a socket, a device) are reported, never read.
     """
     root = Path(root)
     excluded = set(exclude_dirs)
@@ -64,7 +76,8 @@ def scan(root: str | Path, exclude_dirs: tuple[str, ...] = (".ferindex",)
         real = os.path.realpath(folder)
         if real in visited:
             if folder != root:
-                yield ScanProblem(folder, "symlink to a folder already scanned (skipped)")
+                yield ScanProblem(folder, "symlink to a folder already scanned (skipped)",
+                                  unavailable=False)
             continue
         visited.add(real)
         try:
@@ -80,11 +93,25 @@ def scan(root: str | Path, exclude_dirs: tuple[str, ...] = (".ferindex",)
                     if child.name not in excluded:
                         subdirs.append(Path(child.path))
                     continue
-                if not is_image_name(child.name) or not child.is_file():
+                image = is_image_name(child.name)
+                if not image and not child.is_symlink():
                     continue
-                st = child.stat()  # follows symlinks, so a broken link raises here
+                st = child.stat()  # follows symlinks: a broken link raises here
+            except FileNotFoundError:
+                if child.is_symlink():
+                    yield ScanProblem(Path(child.path), BROKEN_LINK)
+                else:  # deleted between the listing and the stat: gone, not unavailable
+                    yield ScanProblem(Path(child.path), "vanished during the scan",
+                                      unavailable=False)
+                continue
             except OSError as e:
                 yield ScanProblem(Path(child.path), _reason(e))
+                continue
+            if not image:  # a symlink to something that is not an image file
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                yield ScanProblem(Path(child.path), "not a regular file (a FIFO, socket or"
+                                  " device): skipped", unavailable=False)
                 continue
             yield ScanEntry(Path(child.path), st.st_size, st.st_mtime_ns)
         stack.extend(reversed(subdirs))  # pop() then takes them in name order
