@@ -176,3 +176,20 @@ def caption(faces: AlbumFaces, i: int) -> str:
 
 def album_root(cat: Catalog) -> Path:
     return Path(cat.get_meta("album", "") or "")
+
+
+def landmarks68(cat: Catalog, face_ids: Sequence[int]) -> np.ndarray:
+    """(n, 68, 2) float32 landmarks in photo pixels, in the order given (NaN where missing)."""
+    stored = dict(cat.con.execute("SELECT id, landmarks FROM faces").fetchall())
+    out = np.full((len(face_ids), 68, 2), np.nan, np.float32)
+    for i, f in enumerate(face_ids):
+        blob = stored.get(int(f))
+        if blob and len(blob) == 68 * 2 * 4:
+            out[i] = np.frombuffer(blob, np.float32).reshape(68, 2)
+    return out
+
+
+def probs_matrix(faces: AlbumFaces, n_classes: int) -> np.ndarray:
+    """The model's softmax per face as an (n, C) array, NaN rows where none is stored."""
+    return np.array([p if p is not None and len(p) == n_classes else np.full(n_classes, np.nan)
+                     for p in faces.probs], dtype=np.float64).reshape(len(faces), n_classes)

@@ -148,3 +148,57 @@ def recovery_nmi(X: np.ndarray, y: Sequence[Hashable], merge: Sequence[Hashable]
     sd.fit(np.asarray(X)[rows], np.zeros(len(rows), dtype=np.int64))
     nmi = normalized_mutual_info_score(y[rows], sd.labels_.astype(str), average_method="arithmetic")
     return float(nmi), rows
+
+
+MOUTH_OPEN = 0.25  # inner-lip height / mouth width above which a mouth counts as open
+
+
+def mouth_aspect_ratio(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip opening over mouth width per face, from (n, 68, 2) dlib landmarks (NaN where
+    the landmarks are missing or degenerate): ~0 closed, > 0.25 open (talking, laughing,
+    surprise)."""
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 68, 2)
+    height = np.mean([np.linalg.norm(lm[:, a] - lm[:, b], axis=1)
+                      for a, b in ((61, 67), (62, 66), (63, 65))], axis=0)
+    width = np.linalg.norm(lm[:, 60] - lm[:, 64], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(width > 1e-6, height / width, np.nan)
+
+
+def describe_nodes(tree: dict[str, Node], probs: np.ndarray, classes: Sequence[str],
+                   mouth: np.ndarray) -> dict[str, str]:
+    """What sets each node apart, in words: its share of the parent, how often the mouth is open
+    (vs the parent), the model's mean softmax mix, and the class whose probability rose most
+    over the parent's. `probs` (n, C) is the softmax per face (NaN rows: none stored), `mouth`
+    the mouth_aspect_ratio per face (NaN: unknown)."""
+    out = {}
+    for node in tree.values():
+        parent = tree.get(node.id.rsplit("/", 1)[0]) if node.level else None
+        p, m = _mix(probs[node.indices]), _open_share(mouth[node.indices])
+        words = [f"{node.size} faces" if parent is None
+                 else f"{node.size} faces ({node.size / parent.size:.0%} of {parent.id})"]
+        if not np.isnan(m):
+            mouth_text = f"mouth open {m:.0%}"
+            if parent is not None and not np.isnan(pm := _open_share(mouth[parent.indices])):
+                mouth_text += f" (parent {pm:.0%})"
+            words.append(mouth_text)
+        if p is not None:
+            top = np.argsort(-p)[:2]
+            words.append("softmax " + ", ".join(f"{classes[c]} {p[c]:.2f}" for c in top))
+            if parent is not None and (pp := _mix(probs[parent.indices])) is not None:
+                c = int(np.argmax(np.abs(p - pp)))
+                if abs(p[c] - pp[c]) >= 0.02:  # smaller shifts are noise, not a difference
+                        words.append(f"{'more' if p[c] > pp[c] else 'less'} {classes[c]} than its"
+                                 f" parent ({p[c]:.2f} vs {pp[c]:.2f})")
+        out[node.id] = " · ".join(words)
+    return out
+
+
+def _mix(probs: np.ndarray) -> np.ndarray | None:
+    rows = probs[~np.isnan(probs).any(axis=1)] if probs.ndim == 2 else probs[:0]
+    return rows.mean(axis=0) if len(rows) else None
+
+
+def _open_share(mar: np.ndarray) -> float:
+    known = mar[~np.isnan(mar)]
+    return float((known > MOUTH_OPEN).mean()) if len(known) else float("nan")

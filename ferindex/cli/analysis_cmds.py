@@ -134,6 +134,7 @@ def subclasses(
             faces.X, faces.labels)
         folder = out or where / "sheets" / "subclasses"
         root, nodes = album_root(cat), []
+        words = _node_descriptions(cat, faces, sd.tree_)
         for node in sd.tree_.values():
             members = node.indices[top_k_near_medoid(faces.X[node.indices], top)]
             sheet = folder / (node.id.replace("/", "_") + ".png")
@@ -141,7 +142,7 @@ def subclasses(
                           [str(faces.ids[i]) for i in members], cols=4, path=sheet,
                           title=f"{node.id} ({node.size} faces)")
             nodes.append({**node.to_dict(), "medoid": _face_doc(faces, node.medoid, root),
-                          "sheet": str(sheet)})
+                          "description": words[node.id], "sheet": str(sheet)})
         return {"faces": len(faces), "nodes": nodes}
 
     n_comp = guarded(as_json, lambda: _components(components))
@@ -151,8 +152,19 @@ def subclasses(
         return
     for n in doc["nodes"]:
         output.stdout.print(f"{'  ' * n['level']}{n['id'].split('/')[-1] if n['level'] else n['id']}"
-                            f"  [bold]{n['size']}[/] faces  (medoid face {n['medoid']['face_id']})")
+                            f"  [bold]{n['size']}[/] faces  (medoid face {n['medoid']['face_id']})"
+                            f"\n{'  ' * n['level']}  {n['description']}")
     output.stdout.print(f"contact sheets in {Path(doc['nodes'][0]['sheet']).parent}")
+
+
+def _node_descriptions(cat: "Catalog", faces: "AlbumFaces", tree: dict) -> dict[str, str]:
+    """{node id: what sets it apart} (mouth opening from the landmarks, softmax mix, size)."""
+    from ferindex.analysis.album import landmarks68, probs_matrix
+    from ferindex.analysis.subclasses import describe_nodes, mouth_aspect_ratio
+
+    classes = _classes(cat)
+    return describe_nodes(tree, probs_matrix(faces, len(classes)), classes,
+                          mouth_aspect_ratio(landmarks68(cat, faces.ids)))
 
 
 def _components(text: str) -> str | int:
@@ -239,9 +251,9 @@ def find(
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Number of faces.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """Faces of a person and/or an expression ("this person, smiling"), most confident first:
-    by the KNN vote share for the expression (your own labels count as certain, the model's
-    probability breaks ties), else by face id."""
+    """Faces of a person and/or an expression ("this person, smiling"), best first: by the KNN
+    vote share for the expression (your own label counts as 1), then the model's probability of
+    it, then face quality; without --expression by face quality."""
     from ferindex.analysis import people as ppl
     from ferindex.analysis.album import album_root
 
@@ -249,19 +261,19 @@ def find(
         keep = np.ones(len(faces), dtype=bool)
         if person is not None:
             keep &= faces.person_ids == ppl.resolve_person(cat, person)
-        score = np.ones(len(faces))
-        tie = np.zeros(len(faces))
+        quality = _quality(cat, faces.ids)
+        score = model_p = np.zeros(len(faces))
         if expression is not None:
             classes = _classes(cat)
             cls = _match_class(expression, classes)
             keep &= faces.labels == cls
-            score = np.nan_to_num(faces.confidence, nan=0.0)
-            c = classes.index(cls)
-            tie = np.array([p[c] if p is not None and len(p) == len(classes) else 0.0
-                            for p in faces.probs])
-        order = [i for i in np.lexsort((-tie, -score)) if keep[i]][:k]
+            score = np.where(faces.label_source == "user", 1.0,
+                             _class_share(faces.knn_probs, classes, cls))
+            model_p = _class_share(faces.probs, classes, cls)
+        order = [i for i in np.lexsort((-quality, -model_p, -score)) if keep[i]][:k]
         root = album_root(cat)
         return [{**_face_doc(faces, i, root), "score": round(float(score[i]), 4),
+                 "model_prob": round(float(model_p[i]), 4), "quality": round(float(quality[i]), 4),
                  "person_id": None if faces.person_ids[i] < 0 else int(faces.person_ids[i])}
                 for i in order]
 
@@ -271,10 +283,27 @@ def find(
         return _on_album_faces(index, album, body)
 
     output.emit_rows(guarded(as_json, run), as_json,
-                     lambda h: f"{h['score']:.2f} {h['label']:<10} ({h['label_source']:<5}) face"
+                     lambda h: f"vote {h['score']:.2f} model {h['model_prob']:.3f} quality"
+                               f" {h['quality']:.2f}  {h['label']:<10} ({h['label_source']:<5}) face"
                                f" {h['face_id']:<6} person {h['person_id'] if h['person_id'] is not None else '-':<4}"
                                f" {h['path']} {tuple(h['box'])}",
                      "no matching face")
+
+
+def _class_share(probs: list, classes: list[str], cls: str) -> np.ndarray:
+    """Each face's share (KNN vote or softmax) of class `cls`; 0 where none is stored."""
+    c = classes.index(cls)
+    return np.array([float(p[c]) if p is not None and len(p) == len(classes) else 0.0
+                     for p in probs])
+
+
+def _quality(cat: "Catalog", face_ids: np.ndarray) -> np.ndarray:
+    """Face quality per face: the catalog's `quality` where the schema has one and it is
+    stored, else the detector's confidence score (higher is better; 0 where unknown)."""
+    cols = {r[1] for r in cat.con.execute("PRAGMA table_info(faces)")}
+    col = "COALESCE(quality, det_score)" if "quality" in cols else "det_score"
+    stored = dict(cat.con.execute(f"SELECT id, {col} FROM faces").fetchall())
+    return np.array([float(stored.get(int(f)) or 0.0) for f in face_ids])
 
 
 def _classes(cat) -> list[str]:
@@ -353,12 +382,15 @@ def _scatter(xy: np.ndarray, groups: np.ndarray, path: Path, title: str) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ferindex.analysis.palette import colours
+
     fig, ax = plt.subplots(figsize=(7, 6))
-    names = np.unique(groups)
-    cmap = plt.get_cmap("tab20", max(len(names), 1))
-    for j, g in enumerate(names):
+    groups = groups.astype(str)
+    palette = colours(groups)  # the UI's Explore scatter uses the same colours
+    names = list(palette)
+    for g in names:
         sel = groups == g
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=8, color=cmap(j), label=f"{g} ({sel.sum()})")
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=8, color=palette[g], label=f"{g} ({sel.sum()})")
     if len(names) <= 20:
         ax.legend(fontsize=7, markerscale=2, loc="best")
     ax.set_title(title)
@@ -447,6 +479,81 @@ def _shots(cat) -> tuple[list, list[str]]:
     return shots, paths
 
 
+# -- export ---------------------------------------------------------------------------------
+
+def export(
+    index: IndexOpt = None, album: AlbumOpt = None,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the faces as CSV here.")] = None,
+    json_file: Annotated[Optional[Path], typer.Option(
+        "--json-file", help="Write the faces as a JSON array here.")] = None,
+    crops: Annotated[Optional[Path], typer.Option(
+        "--crops", help="Write a ZIP of face crops (cut from the originals) here.")] = None,
+    xmp: Annotated[bool, typer.Option(
+        "--xmp", help="Write XMP sidecars (PHOTO.jpg.xmp) with expression keywords and MWG face"
+                      " regions; merged with what a sidecar already holds.")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Put the sidecars under this folder (album layout) instead of beside the"
+                      " photos.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List what would be written; write nothing.")] = False,
+    person: PersonOpt = None,
+    expression: Annotated[Optional[str], typer.Option(
+        help="Only faces with this expression in the CSV/JSON/ZIP.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export faces (CSV, JSON, a ZIP of crops) and XMP sidecars that photo managers read
+    (digiKam, darktable, Lightroom, Immich). Photos themselves are never written to."""
+    from ferindex.analysis import people as ppl
+    from ferindex.analysis.album import album_root
+    from ferindex.export import sidecars, tables
+    from ferindex.export.crops import crops_zip
+
+    def body(_: Path, cat: "Catalog", faces: "AlbumFaces") -> dict:
+        if not (csv or json_file or crops or xmp):
+            raise FerindexError("nothing to export: give --csv, --json-file, --crops and/or --xmp")
+        keep = np.ones(len(faces), dtype=bool)
+        if person is not None:
+            keep &= faces.person_ids == ppl.resolve_person(cat, person)
+        if expression is not None:
+            keep &= faces.labels == _match_class(expression, _classes(cat))
+        root = album_root(cat)
+        names = {p["id"]: p["name"] for p in ppl.list_people(cat)}
+        rows = [{**_face_doc(faces, i, root), "person_id": _person(faces, i),
+                 "person": names.get(_person(faces, i))} for i in np.flatnonzero(keep)]
+        files = {f: text for f, text in ((csv, tables.to_csv), (json_file, tables.to_json)) if f}
+        plans = sidecars.plan(cat, root, out) if xmp else []
+        if not dry_run:
+            for path, to_text in files.items():
+                path.write_text(to_text(rows), encoding="utf-8")
+            if crops:
+                crops.write_bytes(crops_zip(rows, cat.thumbnails([r["face_id"] for r in rows])))
+        written = 0 if dry_run else sidecars.write(plans)
+        return {"dry_run": dry_run, "faces": len(rows),
+                "files": [str(f) for f in [*files, *([crops] if crops else [])]],
+                "sidecars": [p.doc() for p in plans], "sidecars_written": written}
+
+    doc = guarded(as_json, lambda: _on_album_faces(index, album, body))
+    if as_json:
+        output.emit_json(doc)
+        return
+    verb = "would write" if doc["dry_run"] else "wrote"
+    for f in doc["files"]:
+        output.stdout.print(f"{verb} {f} ({doc['faces']} faces)")
+    counts: dict[str, int] = {}
+    for sc in doc["sidecars"]:
+        counts[sc["status"]] = counts.get(sc["status"], 0) + 1
+        if doc["dry_run"] or sc["status"] == "skipped":
+            output.stdout.print(f"{sc['status']:<9} {sc['sidecar']}  {', '.join(sc['keywords'])}"
+                                f"  ({sc['regions']} face regions){'  ' + sc['reason'] if sc['reason'] else ''}")
+    if doc["sidecars"]:
+        output.stdout.print(f"XMP sidecars: {verb} {doc['sidecars_written'] if not doc['dry_run'] else counts.get('new', 0) + counts.get('update', 0)}"
+                            f" ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})")
+
+
+def _person(faces, i: int) -> int | None:
+    return None if faces.person_ids[i] < 0 else int(faces.person_ids[i])
+
+
 def register(app: typer.Typer) -> None:
     """Add the analysis commands to the ferindex app."""
     app.command()(classify)
@@ -457,3 +564,4 @@ def register(app: typer.Typer) -> None:
     app.command("map")(map_cmd)
     app.command()(label)
     app.command()(bestshot)
+    app.command()(export)
