@@ -25,6 +25,11 @@ class Detector(str, Enum):
     insightface = "insightface"
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class _BuildProgress:
     """Rich progress bar on stderr fed by the builder's progress callback."""
 
@@ -72,6 +77,14 @@ def build(
         help="Compute 128-d identity descriptors (used by `people`).")] = True,
     batch_size: Annotated[int, typer.Option(
         min=1, help="Photos per committed batch (a crash loses at most one batch).")] = 32,
+    engine: Annotated[Engine, typer.Option(
+        help="Where detection and embedding run: this process, or Ray workers (pip install"
+             " 'ferindex[ray]').")] = Engine.local,
+    address: Annotated[Optional[str], typer.Option(
+        help="Ray cluster to join (host:port or 'auto'; --engine ray). Default: start a local"
+             " Ray runtime.")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        min=1, help="Ray workers (--engine ray). Default: one per CPU of the runtime.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index the faces of every photo under PATH (incremental: only changes are processed)."""
@@ -79,7 +92,10 @@ def build(
 
     opts = BuildOptions(detector=detector.value, upsample=upsample, model_pack=model_pack,
                         model=model, retry_errors=retry_errors, identity=identity,
-                        batch_size=batch_size)
+                        batch_size=batch_size, engine=engine.value, address=address,
+                        workers=workers)
+    if engine is not Engine.ray and (address or workers):
+        output.fail("--address and --workers need --engine ray", 2, as_json)
 
     def body():
         with _BuildProgress(enabled=not as_json) as bar:
