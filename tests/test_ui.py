@@ -108,25 +108,44 @@ def test_index_from_command_line(album_index, monkeypatch):
 
 # -- search -----------------------------------------------------------------------------------
 
+def hit_captions(at: AppTest) -> list[str]:
+    """Captions of the search hits ("<label> · 87% similar[ · weak match]"), in rank order."""
+    return [c for c in captions(at) if "% similar" in c]
+
+
+def similarity(caption: str) -> int:
+    return int(caption.split(" · ")[1].split("%")[0])
+
+
+def pick_album_face(at: AppTest, face_id: int) -> AppTest:
+    """The album-face source, then "Use" under the face in the thumbnail picker."""
+    at.radio(key="search_source").set_value("Pick a face from the album").run()
+    at.button(key=f"pick_{face_id}").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_search_upload_shows_nearest_faces_with_photos(album_index):
     at = open_app(album_index, "Search")
     assert "Upload a photo" in at.info[0].value
     upload(at, "search_upload", (Path(QUERY).name, (DATA / QUERY).read_bytes(), "image/jpeg"))
     caps = captions(at)
     assert caps[0].startswith("obama-240p.jpg: ")  # the query face and its label
-    hits = caps[1:]
+    hits = hit_captions(at)
     assert len(hits) == n_faces(album_index)  # k=12 > 9 album faces: every face, ranked
-    dists = [float(c.split("d=")[1]) for c in hits]
-    assert dists == sorted(dists)
+    sims = [similarity(c) for c in hits]
+    assert sims == sorted(sims, reverse=True) and all(0 <= s <= 100 for s in sims)
+    assert all(c.endswith("weak match") == (s < 50) for c, s in zip(hits, sims))
     notes = [c.value for c in at.main.caption]
     assert TWIN in notes[1]  # nearest: the same frame at another size (notes[0]: query note)
     previews = [img for img in at.image if not img.captions[0]]
-    assert len(previews) == len(hits)  # each hit's photo with its box
+    assert len(previews) == len(hits)  # each hit in its photo, boxed
+    assert [b.label for b in at.get("download_button")] == ["CSV", "JSON", "Face crops (ZIP)"]
     at.slider(key="search_k").set_value(3).run()
-    assert len(captions(at)) == 1 + 3
+    assert len(hit_captions(at)) == 3
 
 
-def test_search_album_face_excludes_itself_and_filters(own_index):
+def test_search_album_face_picker_excludes_itself_and_filters(own_index):
     from ferindex.analysis.album import set_user_label
 
     with Catalog.open(own_index) as cat:
@@ -134,29 +153,53 @@ def test_search_album_face_excludes_itself_and_filters(own_index):
         set_user_label(cat, ids[-1], "surprise")  # the user's label overrides the model's
     at = open_app(own_index, "Search")
     at.radio(key="search_source").set_value("Pick a face from the album").run()
-    at.selectbox(key="search_face").set_value(ids[0]).run()
-    assert captions(at)[0] == f"face {ids[0]} · " + captions(at)[0].split(" · ")[1]
-    assert len(captions(at)) == 1 + len(ids) - 1  # every other face, not the query itself
+    assert "Pick a face above" in at.info[0].value and not hit_captions(at)
+    picker = [c for c in captions(at) if c.startswith("face ")]
+    assert len(picker) == len(ids)  # every face is offered with its thumbnail
+    at.text_input(key="search_filter").set_value("surprise").run()
+    assert [c for c in captions(at) if c.startswith("face ")] == [f"face {ids[-1]} · surprise"]
+    at.text_input(key="search_filter").set_value("John_Salley").run()
+    assert len([c for c in captions(at) if c.startswith("face ")]) == 3
+    at.text_input(key="search_filter").set_value("").run()
+    at.button(key=f"pick_{ids[0]}").click().run()
+    assert at.session_state["search_face"] == ids[0]
+    assert len(hit_captions(at)) == len(ids) - 1  # every other face, not the query itself
     assert all(not c.value.endswith(f"face {ids[0]}") for c in at.main.caption[1:])
     at.multiselect(key="search_expressions").set_value(["surprise"]).run()
-    hits = captions(at)[1:]
-    assert len(hits) == 1 and hits[0].startswith("surprise · d=")
-    assert "matching the filters" in at.markdown[1].value
+    hits = hit_captions(at)
+    assert len(hits) == 1 and hits[0].startswith("surprise · ")
+    assert any("matching the filters" in m.value for m in at.markdown)
 
 
-def test_search_person_filter(own_index):
-    at = open_app(own_index, "People")
-    at.button(key="people_cluster").click().run()
+def test_search_similar_button_searches_from_that_face(own_index):
     with Catalog.open(own_index) as cat:
-        pid, members = cat.con.execute(
-            "SELECT person_id, GROUP_CONCAT(id) FROM faces WHERE person_id IS NOT NULL"
-            " GROUP BY person_id ORDER BY person_id").fetchone()
-    members = {int(m) for m in members.split(",")}
-    at.sidebar.radio(key="page").set_value("Search").run()
-    at.radio(key="search_source").set_value("Pick a face from the album").run()
-    at.multiselect(key="search_people").set_value([pid]).run()
-    shown = {int(c.value.split("face ")[-1]) for c in at.main.caption[1:]}
-    assert shown and shown <= members
+        ids = [int(r[0]) for r in cat.con.execute("SELECT id FROM faces ORDER BY id")]
+    at = pick_album_face(open_app(own_index, "Search"), ids[0])
+    hit = int(at.main.caption[1].value.split("face ")[-1])  # the nearest hit
+    at.button(key=f"similar_hit_{hit}").click().run()
+    assert at.session_state["search_face"] == hit
+    shown = [int(c.value.split("face ")[-1]) for c in at.main.caption[1:] if "face " in c.value]
+    assert hit not in shown and ids[0] in shown  # a new search: the old query is now a hit
+
+
+def test_search_collapses_identical_photos(own_index, tmp_path):
+    with Catalog.open(own_index) as cat:
+        album = Path(cat.get_meta("album"))
+    copy_album = tmp_path / "album"
+    shutil.copytree(album, copy_album, ignore=shutil.ignore_patterns(".ferindex"))
+    shutil.copyfile(copy_album / TWIN, copy_album / ("copy_of_" + TWIN))
+    build_album(copy_album, own_index)
+    with Catalog.open(own_index) as cat:
+        twins = [int(r[0]) for r in cat.con.execute(
+            "SELECT f.id FROM faces f JOIN photos p ON p.id = f.photo_id WHERE p.path LIKE ?"
+            " ORDER BY f.id", (f"%{TWIN}",))]
+        other = int(cat.con.execute("SELECT MIN(id) FROM faces").fetchone()[0])
+    assert len(twins) == 2
+    at = pick_album_face(open_app(own_index, "Search"), other)
+    notes = [c.value for c in at.main.caption if TWIN in c.value]
+    assert len(notes) == 1 and "+1 identical photo(s)" in notes[0]
+    at = pick_album_face(open_app(own_index, "Search"), twins[0])
+    assert not any(c.value.endswith(f"face {twins[1]}") for c in at.main.caption)
 
 
 def test_search_bad_uploads_are_messages(album_index):
@@ -169,9 +212,76 @@ def test_search_bad_uploads_are_messages(album_index):
     assert not captions(at)
 
 
+def test_search_person_filter(own_index):
+    at = open_app(own_index, "People")
+    at.button(key="people_cluster").click().run()
+    with Catalog.open(own_index) as cat:
+        pid, members = cat.con.execute(
+            "SELECT person_id, GROUP_CONCAT(id) FROM faces WHERE person_id IS NOT NULL"
+            " GROUP BY person_id ORDER BY person_id").fetchone()
+        first = int(cat.con.execute("SELECT MIN(id) FROM faces").fetchone()[0])
+    members = {int(m) for m in members.split(",")}
+    at.sidebar.radio(key="page").set_value("Search").run()
+    pick_album_face(at, first)
+    at.multiselect(key="search_people").set_value([pid]).run()
+    shown = {int(c.value.split("face ")[-1]) for c in at.main.caption[1:] if "face " in c.value}
+    assert shown and shown <= members
+
+
+# -- the face dialog (every page's "Open") ---------------------------------------------------
+
+def test_face_dialog_label_person_and_search(own_index):
+    at = open_app(own_index, "People")
+    at.button(key="people_cluster").click().run()
+    with Catalog.open(own_index) as cat:
+        face, person = cat.con.execute(
+            "SELECT id, person_id FROM faces WHERE person_id IS NOT NULL ORDER BY id").fetchone()
+        on_photo = cat.con.execute("SELECT COUNT(*) FROM faces WHERE photo_id ="
+                                   " (SELECT photo_id FROM faces WHERE id = ?)", (face,)).fetchone()[0]
+    at.sidebar.radio(key="page").set_value("Summary").run()
+    at.session_state["face_open"] = face  # what "Open" under any card does (its callback)
+    at.run()
+    head = [m.value for m in at.markdown if m.value.startswith("**Face ")]
+    assert head and f"of {on_photo}** on `" in head[0] and f"(face id {face})" in head[0]
+    assert "(KNN vote)" in head[0] and "; model: " in head[0]
+    at.selectbox(key=f"face_label_{face}").set_value("contempt").run()
+    at.button(key="face_label_save").click().run()
+    assert "face_open" not in at.session_state  # the dialog closed
+    assert at.success[0].value.startswith(f"Face {face} labelled contempt")
+    with Catalog.open(own_index) as cat:
+        assert cat.user_labels()[face] == "contempt"
+    at.session_state["face_open"] = face
+    at.run()
+    at.button(key="face_person").click().run()
+    assert at.sidebar.radio(key="page").value == "People"
+    assert [e.label.split(" — ")[0] for e in at.expander if " — " in e.label] == [
+        f"person {person}"]  # only that person, with a way back to everyone
+    at.button(key="people_all").click().run()
+    at.session_state["face_open"] = face
+    at.run()
+    at.button(key="face_search").click().run()
+    assert at.sidebar.radio(key="page").value == "Search"
+    assert at.session_state["search_face"] == face and hit_captions(at)
+
+
+def test_face_dialog_not_a_face(own_index):
+    if not hasattr(Catalog, "set_not_a_face"):
+        pytest.skip("Catalog.set_not_a_face (schema v3) is not in this version yet")
+    with Catalog.open(own_index) as cat:
+        face = int(cat.con.execute("SELECT MIN(id) FROM faces").fetchone()[0])
+    total = n_faces(own_index)
+    at = open_app(own_index, "Summary")
+    at.session_state["face_open"] = face
+    at.run()
+    at.button(key="face_not_face").click().run()
+    assert "not a face" in at.success[0].value
+    assert all(not c.endswith(f"face {face}") for c in captions(at))
+    assert len(captions(at)) == min(12, total - 1)
+
+
 # -- classify ---------------------------------------------------------------------------------
 
-def test_classify_shows_label_and_bars_per_face(album_index):
+def test_classify_shows_numbered_photo_and_one_line_per_face(album_index):
     from ferindex.embed import load_model
 
     classes = load_model().classes
@@ -181,36 +291,54 @@ def test_classify_shows_label_and_bars_per_face(album_index):
                                    ("broken.png", b"\x89PNG\r\n\x1a\n broken", "image/png")])
     assert [s.value for s in at.subheader] == [group.name, "broken.png"]
     caps = captions(at)
-    assert len(caps) == 2  # the two faces of the group photo, left to right
-    for j, c in enumerate(caps):
+    assert caps[0] == "2 face(s), numbered left to right"  # the photo with its boxes
+    assert len(caps) == 3  # then the two faces of the group photo, left to right
+    for j, c in enumerate(caps[1:]):
         assert c.startswith(f"face {j + 1}: ") and c.split(": ")[1] in classes
-    texts = [m.value for m in at.markdown if "by KNN vote" in m.value]
-    assert len(texts) == 2 and all("model softmax" in t for t in texts)
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(charts) == 2
-    for chart in charts:
-        names = [t["name"] for t in chart["data"]]
-        assert names == ["KNN votes (K=11)", "model softmax"]
-        assert all(t["y"] == classes for t in chart["data"])
+    lines = [m.value for m in at.markdown if "by KNN vote" in m.value]
+    assert len(lines) == 2 and all("model softmax: **" in t for t in lines)
+    for line, cap in zip(lines, caps[1:]):
+        assert f"**{cap.split(': ')[1]}**" in line
+        knn, model = line.split("**")[3], line.split("model softmax: **")[1].split("**")[0]
+        assert ("disagree" in line) == (knn != model)
+    assert not at.get("plotly_chart")  # no 370-px chart per face any more
     assert len(at.error) == 1 and at.error[0].value.startswith("broken.png: ")
 
 
 # -- explore ----------------------------------------------------------------------------------
 
-def test_explore_map_and_picked_faces(own_index):
+def test_explore_map_picked_faces_ringed_and_coloured(own_index):
+    from ferindex.analysis.palette import colours
+
     at = open_app(own_index, "Explore")
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert sum(len(t["text"]) for t in chart["data"]) == n_faces(own_index)
+    groups = [t["name"].rsplit(" (", 1)[0] for t in chart["data"]]
+    assert [t["marker"]["color"] for t in chart["data"]] == [colours(groups)[g] for g in groups]
     with Catalog.open(own_index) as cat:
         stored = cat.con.execute("SELECT key FROM meta WHERE key LIKE 'projection:%'").fetchall()
         ids = [int(r[0]) for r in cat.con.execute("SELECT id FROM faces ORDER BY id LIMIT 3")]
     assert len(stored) == 1  # the map is kept in the catalog for the next visit (and the CLI)
     at.multiselect(key="explore_pick").set_value(ids).run()
-    assert captions(at) == [c for c in captions(at) if c.startswith("face ")]
     assert [int(c.split()[1]) for c in captions(at)] == ids
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    ring = chart["data"][-1]
+    assert ring["name"] == "selected (3)" and ring["marker"]["line"]["color"] == "black"
+    at.button(key=f"similar_explore_{ids[1]}").click().run()
+    assert at.sidebar.radio(key="page").value == "Search"
+    assert at.session_state["search_face"] == ids[1] and hit_captions(at)
+
+
+def test_explore_person_colours_sort_numerically(own_index):
+    at = open_app(own_index, "People")
+    at.button(key="people_cluster").click().run()
+    at.sidebar.radio(key="page").set_value("Explore").run()
     at.radio(key="explore_colour").set_value("person").run()
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert [t["name"] for t in chart["data"]] == [f"no person ({n_faces(own_index)})"]
+    names = [t["name"].rsplit(" (", 1)[0] for t in chart["data"]]
+    people = [n for n in names if n != "no person"]
+    assert people == sorted(people, key=lambda n: int(n.split()[-1]))
+    assert len({t["marker"]["color"] for t in chart["data"]}) == len(names)
 
 
 def test_explore_selection_event_is_read():
@@ -223,7 +351,7 @@ def test_explore_selection_event_is_read():
 
 # -- sub-classes, summary ---------------------------------------------------------------------
 
-def test_subclasses_tree_with_top16_grids(album_index):
+def test_subclasses_nodes_described_with_top16(album_index):
     from ferindex.analysis.album import load_faces
     from ferindex.analysis.subclasses import SubclassDiscovery
 
@@ -237,12 +365,19 @@ def test_subclasses_tree_with_top16_grids(album_index):
     at.number_input(key="sub_min_size").set_value(2).run()
     tree = SubclassDiscovery(max_level=2, n_components=2, min_size=2).fit(faces.X, faces.labels)
     nodes = [n for i, n in tree.tree_.items() if i == largest or i.startswith(largest + "/")]
-    assert [e.label.strip("\u2003") for e in at.expander] == [
-        f"{n.id} — {n.size} faces" for n in nodes]
-    for exp, node in zip(at.expander, nodes):
-        assert len([c for img in exp.image for c in img.captions]) == min(16, node.size)
+    radio = at.radio(key="sub_node")
+    labels = radio.options  # as shown: the node and what sets it apart
+    assert len(labels) == len(nodes)
+    assert all(f"**{n.id}** — {n.size} faces" in lab for n, lab in zip(nodes, labels)), labels
+    assert all("softmax" in lab for lab in labels)
+    assert all(f"of {n.id.rsplit('/', 1)[0]})" in lab for n, lab in zip(nodes[1:], labels[1:]))
+    assert len(captions(at)) == min(16, nodes[0].size)
     if sizes.max() >= 4:  # two parts of at least 2 faces each: the class must split
         assert len(nodes) >= 3 and nodes[1].id == f"{largest}/0"
+        radio.set_value(nodes[1].id).run()
+        assert len(captions(at)) == min(16, nodes[1].size)
+        assert at.markdown[-1].value.startswith(f"**{nodes[1].id}**") or any(
+            m.value.startswith(f"**{nodes[1].id}**") for m in at.markdown)
 
 
 def test_summary_shows_n_faces(album_index):
@@ -252,11 +387,19 @@ def test_summary_shows_n_faces(album_index):
     caps = captions(at)
     assert len(caps) == 4 and len({c.split("face ")[1] for c in caps}) == 4
     assert at.markdown[0].value.startswith(f"**4 of {n_faces(album_index)} faces**")
+    assert [b.label for b in at.get("download_button")] == ["CSV", "JSON", "Face crops (ZIP)"]
+    first = int(caps[0].split("face ")[1])
+    at.button(key=f"similar_summary_{first}").click().run()
+    assert at.session_state["search_face"] == first and hit_captions(at)
 
 
 # -- people -----------------------------------------------------------------------------------
 
-def test_people_cluster_rename_merge_persist(own_index):
+def person_heads(at: AppTest) -> list[str]:
+    return [e.label for e in at.expander if " — " in e.label]
+
+
+def test_people_cluster_rename_merge_confirm_undo(own_index):
     at = open_app(own_index, "People")
     assert "No people yet" in at.info[0].value
     at.button(key="people_cluster").click().run()
@@ -269,28 +412,60 @@ def test_people_cluster_rename_merge_persist(own_index):
             "SELECT f.person_id FROM faces f JOIN photos p ON p.id = f.photo_id"
             " WHERE p.path LIKE 'John_Salley_%'")}
     assert len(people) >= 2 and len(salley) == 1 and None not in salley
-    heads = [s.value for s in at.subheader]
-    assert heads == [f"person {pid} — {n} faces" for pid, n in people]
+    assert person_heads(at) == [f"person {pid} — {n} faces" for pid, n in people]
 
-    first = people[0][0]
+    first, second = people[0][0], people[1][0]
     at.text_input(key=f"rename_{first}").set_value("Alice")
     at.button(key=f"FormSubmitter:people_rename_{first}-Rename").click().run()
     assert at.success[0].value == f"person {first} is now Alice."
-    assert at.subheader[0].value == f"Alice — {people[0][1]} faces"
+    assert person_heads(at)[0] == f"Alice — {people[0][1]} faces"
     with Catalog.open(own_index) as cat:
         name = cat.con.execute("SELECT name FROM people WHERE id = ?", (first,)).fetchone()[0]
     assert name == "Alice"
 
-    second = people[1][0]
+    assert at.selectbox(key="merge_keep").value is None  # nothing is pre-filled
+    assert at.button(key="people_merge").disabled
     at.selectbox(key="merge_keep").set_value(first)
-    at.selectbox(key="merge_other").set_value(second)
-    at.button(key="FormSubmitter:people_merge-Merge").click().run()
+    at.selectbox(key="merge_other").set_value(second).run()
+    at.button(key="people_merge").click().run()
+    assert f"Merge **person {second}** into **Alice**?" in at.warning[0].value
+    assert len(person_heads(at)) == len(people)  # nothing merged before the confirmation
+    at.button(key="people_cancel").click().run()
+    assert not at.warning and len(person_heads(at)) == len(people)
+    at.button(key="people_merge").click().run()
+    at.button(key="people_confirm").click().run()
     assert at.success[0].value == f"Merged person {second} into Alice."
-    assert at.subheader[0].value == f"Alice — {people[0][1] + people[1][1]} faces"
-    assert len(at.subheader) == len(people) - 1
+    assert person_heads(at)[0] == f"Alice — {people[0][1] + people[1][1]} faces"
+    assert len(person_heads(at)) == len(people) - 1
     with Catalog.open(own_index) as cat:
         gone = cat.con.execute("SELECT COUNT(*) FROM people WHERE id = ?", (second,)).fetchone()
     assert gone[0] == 0
+
+    at.button(key="people_undo").click().run()
+    assert at.success[0].value.startswith(f"Undone: {people[1][1]} face(s) are back")
+    assert sorted(h.split(" — ")[1] for h in person_heads(at)) == sorted(
+        f"{n} faces" for _, n in people)
+
+
+def test_people_split_with_confirmation(own_index):
+    at = open_app(own_index, "People")
+    at.button(key="people_cluster").click().run()
+    with Catalog.open(own_index) as cat:
+        pid, n = cat.con.execute("SELECT person_id, COUNT(*) c FROM faces WHERE person_id IS NOT"
+                                 " NULL GROUP BY person_id ORDER BY c DESC").fetchone()
+        faces = cat.faces_of_person(pid)
+    assert at.button(key=f"people_split_{pid}").disabled
+    at.multiselect(key=f"split_{pid}").set_value(faces[:1]).run()
+    at.button(key=f"people_split_{pid}").click().run()
+    assert f"Split 1 face(s) off **person {pid}**" in at.warning[0].value
+    at.button(key="people_confirm").click().run()
+    with Catalog.open(own_index) as cat:
+        assert cat.faces_of_person(pid) == faces[1:]
+        new = cat.con.execute("SELECT person_id FROM faces WHERE id = ?", (faces[0],)).fetchone()[0]
+    assert new != pid and f"person {new} — 1 faces" in person_heads(at)
+    at.button(key="people_undo").click().run()
+    with Catalog.open(own_index) as cat:
+        assert cat.faces_of_person(pid) == faces
 
 
 def test_people_ids_are_not_names(own_index):

@@ -19,7 +19,7 @@ import streamlit as st
 
 from ferindex.config import INDEX_DIRNAME
 from ferindex.errors import FerindexError
-from ui import state
+from ui import actions, state
 from ui.views import classify, explore, people, search, subclasses, summary
 
 PAGES = {
@@ -55,8 +55,10 @@ def main() -> None:
         return
     st.sidebar.caption(f"{index.photos} photos · {index.faces} faces  \nalbum {index.album}  \n"
                        f"model {index.model_id}")
+    actions.show_flash()
     try:
         PAGES[page](index)
+        actions.show_open_face(index)
     except FerindexError as e:  # e.g. the installed model differs from the index's
         st.error(str(e))
 

@@ -28,7 +28,8 @@ from ferindex.store.catalog import CATALOG_NAME, Catalog
 
 EXPRESSION = "expression"
 USER_WEIGHT = 2.0  # votes per user-labelled face in KNN, as `ferindex classify --index`
-PREVIEW_SIDE = 320  # px, longest side of the photo previews under search hits
+CONTEXT_SIZE = (320, 240)  # px, the face-in-its-photo previews under search hits
+PHOTO_SIDE = 1000  # px, longest side of a photo opened large
 
 
 class IndexUnavailable(Exception):
@@ -209,30 +210,107 @@ def thumbs(index: Index, face_ids) -> list[np.ndarray]:
     return _thumbs(str(index.path), index.generation, tuple(int(f) for f in face_ids))
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _preview(path: str, mtime_ns: int, box: tuple[int, int, int, int]) -> np.ndarray:
+def draw_boxes(rgb: np.ndarray, boxes, highlight: int | None = None, side: int = 0,
+               numbers: bool = True) -> np.ndarray:
+    """The picture scaled to `side` px on its longest side (0: as is), every box outlined and
+    numbered 1, 2... left to right as given; box `highlight` (a position) drawn thicker in
+    yellow, the others in white."""
     from PIL import Image, ImageDraw
 
-    from ferindex.io.decode import load_rgb
-
-    img = Image.fromarray(load_rgb(path))
-    scale = PREVIEW_SIDE / max(img.size)
-    if scale < 1:
+    img = Image.fromarray(rgb)
+    scale = side / max(img.size) if side else 1.0
+    if scale != 1.0:
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
-    else:
-        scale = 1.0
-    ImageDraw.Draw(img).rectangle([round(v * scale) for v in box], outline=(255, 214, 0),
-                                  width=max(3, round(max(img.size) / 80)))
+    draw = ImageDraw.Draw(img)
+    width = max(2, round(max(img.size) / 200))
+    for j, box in enumerate(boxes):
+        x0, y0, x1, y1 = (round(v * scale) for v in box)
+        colour = (255, 214, 0) if j == highlight else (255, 255, 255)
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=width * (2 if j == highlight else 1))
+        if numbers:
+            label = str(j + 1)
+            size = max(12, round((y1 - y0) / 4))
+            draw.rectangle([x0, max(0, y0 - size - 4), x0 + size * len(label) * 0.7 + 6, y0],
+                           fill=colour)
+            draw.text((x0 + 3, max(0, y0 - size - 3)), label, fill=(0, 0, 0),
+                      font_size=size)
     return np.asarray(img)
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _context(path: str, mtime_ns: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    from PIL import Image
+
+    from ferindex.io.decode import load_rgb
+
+    rgb = load_rgb(path)
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = box
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 1.6 * max(x1 - x0, y1 - y0)
+    # a 4:3 window around the face, about three faces wide, kept inside the photo
+    hw, hh = min(w, half * 4 / 3 * 2) / 2, min(h, half * 2) / 2
+    left = int(min(max(cx - hw, 0), w - 2 * hw))
+    top = int(min(max(cy - hh, 0), h - 2 * hh))
+    crop = rgb[top:top + int(2 * hh), left:left + int(2 * hw)]
+    shown = draw_boxes(crop, [(x0 - left, y0 - top, x1 - left, y1 - top)], highlight=0,
+                       numbers=False)
+    img = Image.fromarray(shown)
+    img.thumbnail(CONTEXT_SIZE)
+    canvas = Image.new("RGB", CONTEXT_SIZE, (14, 17, 23))  # every preview the same height
+    canvas.paste(img, ((CONTEXT_SIZE[0] - img.width) // 2, (CONTEXT_SIZE[1] - img.height) // 2))
+    return np.asarray(canvas)
+
+
 def photo_preview(path: Path, box) -> np.ndarray | None:
-    """A small copy of an album photo with the face's box drawn; None if the file is gone or
-    unreadable (the album may have moved since the build)."""
+    """The face in its surroundings (about three faces wide, the face boxed), always the same
+    4:3 size; None if the file is gone or unreadable (the album may have moved)."""
     try:
-        return _preview(str(path), path.stat().st_mtime_ns, tuple(int(v) for v in box))
+        return _context(str(path), path.stat().st_mtime_ns, tuple(int(v) for v in box))
     except (OSError, FerindexError):
         return None
+
+
+@st.cache_data(show_spinner="Opening the photo...", max_entries=16)
+def _photo(path: str, mtime_ns: int, boxes: tuple, highlight: int) -> np.ndarray:
+    from ferindex.io.decode import load_rgb
+
+    return draw_boxes(load_rgb(path), boxes, highlight, side=PHOTO_SIDE)
+
+
+def photo_with_boxes(path: Path, boxes, highlight: int) -> np.ndarray | None:
+    """An album photo, large, with every face numbered (the one at position `highlight`
+    marked); None if the file is gone or unreadable."""
+    try:
+        return _photo(str(path), path.stat().st_mtime_ns,
+                      tuple(tuple(int(v) for v in b) for b in boxes), highlight)
+    except (OSError, FerindexError):
+        return None
+
+
+@st.cache_resource(show_spinner="Calibrating the similarity scale on the model's reference"
+                   " faces...", max_entries=4)
+def _similarity(ref: str, model_id: str, _index: Index):
+    from ferindex.analysis.similarity import model_scale
+
+    return model_scale(model(_index))
+
+
+def similarity(index: Index):
+    """The model's SimilarityScale (distance -> % similar), fitted once per model."""
+    return _similarity(index.model_ref, index.model_id, index)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _duplicate_keys(path: str, generation: int) -> dict[int, tuple[str, int]]:
+    from ferindex.analysis.album import duplicate_keys
+
+    with Catalog.open(path) as cat:
+        return duplicate_keys(cat)
+
+
+def duplicate_keys(index: Index) -> dict[int, tuple[str, int]]:
+    """{face id: (photo content hash, face number)} for collapsing copies of one photo."""
+    return _duplicate_keys(str(index.path), index.generation)
 
 
 @st.cache_resource(show_spinner="Discovering sub-classes (EM per expression)...", max_entries=8)

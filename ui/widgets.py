@@ -69,8 +69,11 @@ def face_cards(index: state.Index, faces, rows: Sequence[int], caption=None) -> 
     return [Card(int(faces.ids[r]), img, cap(r)) for r, img in zip(rows, images)]
 
 
-def gallery(cards: Sequence[Card], cols: int = 6) -> None:
-    """Faces in rows of `cols`, each with its caption, then its photo and note if given."""
+def gallery(cards: Sequence[Card], cols: int = 6, actions: str | None = None) -> None:
+    """Faces in rows of `cols`, each with its caption, then its photo and note if given; with
+    `actions` (a key unique on the page) album faces get their "Similar" and "Open" buttons."""
+    from ui.actions import card_buttons
+
     for start in range(0, len(cards), cols):
         for col, card in zip(st.columns(cols), cards[start:start + cols]):
             with col:
@@ -79,6 +82,49 @@ def gallery(cards: Sequence[Card], cols: int = 6) -> None:
                     st.image(card.photo, width="stretch")
                 if card.note:
                     st.caption(card.note)
+                if actions is not None and card.face_id >= 0:
+                    card_buttons(card.face_id, actions)
+
+
+def face_rows(index: state.Index, faces, rows: Sequence[int], extra=None) -> list[dict]:
+    """Result rows for downloads, as `ferindex export` writes them: face id, absolute photo
+    path, box, shown label, its source and confidence, person; `extra(row) -> dict` adds
+    page-specific columns (similarity, group...)."""
+    names = people_names(index)
+    out = []
+    for r in (int(r) for r in rows):
+        conf = faces.confidence[r] if len(faces.confidence) else np.nan
+        person = int(faces.person_ids[r])
+        out.append({"face_id": int(faces.ids[r]), "path": str(index.album / faces.paths[r]),
+                    "box": [int(v) for v in faces.boxes[r]], "label": str(faces.labels[r]),
+                    "label_source": str(faces.label_source[r]) if len(faces.label_source) else None,
+                    "confidence": None if np.isnan(conf) else round(float(conf), 4),
+                    "person_id": None if person < 0 else person,
+                    "person": names.get(person) if person >= 0 else None,
+                    **(extra(r) if extra else {})})
+    return out
+
+
+def downloads(index: state.Index, rows: list[dict], key: str, name: str) -> None:
+    """CSV, JSON and a ZIP of face crops of a result list; files are made on click."""
+    from ferindex.export import tables
+    from ferindex.export.crops import crops_zip
+
+    if not rows:
+        return
+
+    def crops() -> bytes:
+        with state.catalog(index) as cat:
+            return crops_zip(rows, cat.thumbnails([r["face_id"] for r in rows]))
+
+    c1, c2, c3, _ = st.columns([1, 1, 1.4, 4])
+    c1.download_button("CSV", lambda: tables.to_csv(rows), f"{name}.csv", "text/csv",
+                       key=f"csv_{key}", icon=":material/download:", on_click="ignore")
+    c2.download_button("JSON", lambda: tables.to_json(rows), f"{name}.json",
+                       "application/json", key=f"json_{key}", icon=":material/download:",
+                       on_click="ignore")
+    c3.download_button("Face crops (ZIP)", crops, f"{name}_faces.zip", "application/zip",
+                       key=f"zip_{key}", icon=":material/download:", on_click="ignore")
 
 
 def rows_of(faces, face_ids: Sequence[int]) -> np.ndarray:

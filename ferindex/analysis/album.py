@@ -193,3 +193,17 @@ def probs_matrix(faces: AlbumFaces, n_classes: int) -> np.ndarray:
     """The model's softmax per face as an (n, C) array, NaN rows where none is stored."""
     return np.array([p if p is not None and len(p) == n_classes else np.full(n_classes, np.nan)
                      for p in faces.probs], dtype=np.float64).reshape(len(faces), n_classes)
+
+
+def duplicate_keys(cat: Catalog) -> dict[int, tuple[str, int]]:
+    """{face id: (photo content hash, face number)}: two faces with one key are the same face
+    of byte-identical photos (a copy of a file in two folders)."""
+    return {int(r[0]): (r[1] or f"photo {r[2]}", int(r[3])) for r in cat.con.execute(
+        "SELECT f.id, p.hash, p.id, f.face_idx FROM faces f JOIN photos p ON p.id = f.photo_id")}
+
+
+def photo_boxes(cat: Catalog, face_id: int) -> list[tuple[int, list[int]]]:
+    """(face id, box) of every face on the photo of `face_id`, left to right."""
+    return [(int(r[0]), [r[1], r[2], r[3], r[4]]) for r in cat.con.execute(
+        "SELECT id, x0, y0, x1, y1 FROM faces WHERE photo_id ="
+        " (SELECT photo_id FROM faces WHERE id = ?) ORDER BY face_idx", (int(face_id),))]

@@ -106,8 +106,12 @@ class Builder:
         if self.options.engine not in ENGINES:
             raise FerindexError(f"unknown engine {self.options.engine!r}; expected one of"
                                 f" {', '.join(ENGINES)}")
-        if self.options.engine != "local" and (detector or identity_encoder):
-            raise ValueError("detector/identity objects can only be injected into a local build")
+        if self.options.engine == "ray":
+            from ferindex.pipeline.ray_engine import import_ray
+
+            import_ray()  # missing Ray: say so before taking the lock and scanning
+            if detector or identity_encoder:
+                raise ValueError("detector/identity objects are for in-process builds only")
         self._model = model
         self.extractor = FaceExtractor(self.options, detector, identity_encoder)
         self.progress = progress

@@ -30,4 +30,8 @@ def render(index: state.Index) -> None:
                 + ", ".join(f"{name}: {count}" for name, count in
                             sorted(s.allocation_.items(), key=lambda kv: -kv[1])))
     widgets.gallery(widgets.face_cards(
-        index, faces, s.selected_, caption=lambda r: f"{g[r]} · face {faces.ids[r]}"), cols=6)
+        index, faces, s.selected_, caption=lambda r: f"{g[r]} · face {faces.ids[r]}"), cols=6,
+        actions="summary")
+    widgets.downloads(index, widgets.face_rows(index, faces, s.selected_,
+                                               extra=lambda r: {"group": str(g[r])}),
+                      "summary", "album_summary")
