@@ -151,7 +151,7 @@ def test_bad_input_corpus_is_reported_and_good_faces_indexed(tmp_path):
 
     report = build_album(album, tmp_path / "idx", BuildOptions(batch_size=4),
                          progress=delete_mid_build)
-    reasons = {e["path"]: e["reason"] for e in report.errors}
+    reasons = {e["path"]: e["reason"] for e in report.errors + report.scan_problems}
     assert expected_bad <= set(reasons), f"unreported: {expected_bad - set(reasons)}"
     assert all(reasons[n] for n in expected_bad)
     assert "decompression bomb" in reasons["bomb.png"]

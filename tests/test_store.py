@@ -16,7 +16,8 @@ from ferindex.store import catalog as catalog_mod
 from ferindex.store import vectors as vectors_mod
 from ferindex.store.catalog import Catalog, FaceRecord, PhotoRecord
 from ferindex.store.lock import WriteLock
-from ferindex.store.vectors import VectorIndex, open_index, sidecar_path
+from ferindex.store.vectors import (VectorIndex, fresh_sidecar, open_index, remove_stale_tmp,
+                                    sidecar_path)
 
 MODEL = "test-model"
 
@@ -210,30 +211,83 @@ def test_vector_index_distances_match_numpy(metric, monkeypatch):
         np.testing.assert_allclose(D[0], ref[order], rtol=1e-4, atol=1e-4)
 
 
+CAT_ID = "c0ffee" * 5 + "00"
+
+
 def test_atomic_publish_keeps_old_index_when_write_fails(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((10, 4)).astype(np.float32)
     VectorIndex.from_vectors(np.arange(10), X, kind="expression", model_id=MODEL,
-                             metric="euclidean").save(tmp_path, generation=1)
+                             metric="euclidean").save(tmp_path, 1, CAT_ID)
     real_replace = os.replace
 
     def crash_on_sidecar(src, dst):
         if str(dst).endswith(".json"):
-            raise OSError("simulated crash before the sidecar was replaced")
+            raise OSError(28, "No space left on device")
         real_replace(src, dst)
 
     monkeypatch.setattr(vectors_mod.os, "replace", crash_on_sidecar)
     bigger = VectorIndex.from_vectors(np.arange(20), np.vstack([X, X]), kind="expression",
                                       model_id=MODEL, metric="euclidean")
-    with pytest.raises(OSError):
-        bigger.save(tmp_path, generation=2)
+    with pytest.raises(CatalogError, match="No space left on device.*catalog is complete"):
+        bigger.save(tmp_path, 2, CAT_ID)
     monkeypatch.undo()
+    assert not list(tmp_path.glob(".*tmp*"))  # a failed write leaves no temporary file
     loaded, side = VectorIndex.load(tmp_path, "expression")
     assert side.generation == 1 and loaded.count == 10  # the old pair, intact
-    bigger.save(tmp_path, generation=2)
+    bigger.save(tmp_path, 2, CAT_ID)
     loaded, side = VectorIndex.load(tmp_path, "expression")
-    assert side.generation == 2 and loaded.count == 20
-    assert [p.name for p in tmp_path.glob("expression.g*.faiss")] == ["expression.g2.faiss"]
+    assert side.generation == 2 and loaded.count == 20 and side.catalog_id == CAT_ID
+    assert [p.name for p in tmp_path.glob("expression.g*.faiss")] == [side.file]
+
+
+def _catalog_with(idx, rng, paths, n_faces=2) -> Catalog:
+    cat = Catalog.open(idx, create=True)
+    with cat.transaction():
+        for p in paths:
+            cat.add_photo(_photo(rng, p, n_faces))
+        cat.bump_generation()
+    return cat
+
+
+def test_recreated_catalog_never_uses_the_old_cache(tmp_path):
+    """Issue 11.1: generations restart in a new catalog, so generation and count can match a
+    cache whose face ids now mean other faces; the catalog id in the sidecar tells them apart."""
+    idx = tmp_path / "idx"
+    with _catalog_with(idx, np.random.default_rng(10), ["a.jpg", "b.jpg"]) as old:
+        first_id = old.catalog_id
+        assert first_id and len(first_id) == 32
+        open_index(old, idx, kind="expression", model_id=MODEL, metric="euclidean")
+    with Catalog.open(idx, create=True) as again:
+        assert again.catalog_id == first_id  # written once, at creation
+    for f in idx.glob("catalog.sqlite*"):
+        f.unlink()
+    with _catalog_with(idx, np.random.default_rng(11), ["c.jpg", "d.jpg"]) as new:
+        assert new.catalog_id != first_id and new.generation == 1
+        assert fresh_sidecar(new, idx, "expression", model_id=MODEL, metric="euclidean") is None
+        vi = open_index(new, idx, kind="expression", model_id=MODEL, metric="euclidean")
+        ids, X = new.load_vectors("expression", MODEL)
+        D, I = vi.search(X[0], 1)
+        assert I[0, 0] == ids[0] and D[0, 0] < 1e-5  # the new vectors, not the old ones
+        assert fresh_sidecar(new, idx, "expression", model_id=MODEL, metric="euclidean")
+
+
+def test_cache_file_of_another_dimension_is_rebuilt(tmp_path):
+    """Issue 11.4: a data file that is not what its sidecar says (here a 3-d index) is never
+    searched (FAISS would assert on the dimension) and counts as stale for the next build."""
+    idx = tmp_path / "idx"
+    with _catalog_with(idx, np.random.default_rng(12), ["a.jpg"]) as cat:
+        open_index(cat, idx, kind="expression", model_id=MODEL, metric="euclidean")
+        side = json.loads(sidecar_path(idx, "expression").read_text())
+        wrong = VectorIndex.from_vectors(np.arange(2), np.ones((2, 3), np.float32),
+                                         kind="expression", model_id=MODEL, metric="euclidean")
+        (tmp_path / "other").mkdir()
+        wrong.save(tmp_path / "other", 1, CAT_ID)
+        (idx / side["file"]).write_bytes(next((tmp_path / "other").glob("*.faiss")).read_bytes())
+        assert fresh_sidecar(cat, idx, "expression", model_id=MODEL, metric="euclidean") is None
+        vi = open_index(cat, idx, kind="expression", model_id=MODEL, metric="euclidean")
+        assert vi.dim == 8 and vi.search(np.zeros(8, np.float32), 2)[1].shape == (1, 2)
+        assert fresh_sidecar(cat, idx, "expression", model_id=MODEL, metric="euclidean")
 
 
 def test_stale_index_is_rebuilt_from_catalog(tmp_path):
@@ -249,20 +303,89 @@ def test_stale_index_is_rebuilt_from_catalog(tmp_path):
         with cat.transaction():
             cat.add_photo(_photo(rng, "b.jpg", 3))
             cat.bump_generation()
-        # A build holds the lock: the reader rebuilds in memory and leaves the files alone.
+        # A build holds the lock: the reader rebuilds and publishes without it, and deletes
+        # nothing (only the writer prunes old generations).
         with WriteLock(idx):
             vi = open_index(cat, idx, kind="expression", model_id=MODEL, metric="euclidean")
             assert vi.count == 5
-            assert json.loads(sidecar_path(idx, "expression").read_text())["generation"] == 1
-        # Lock free: the rebuilt index is published for the next reader.
-        vi = open_index(cat, idx, kind="expression", model_id=MODEL, metric="euclidean")
-        assert vi.count == 5
-        assert json.loads(sidecar_path(idx, "expression").read_text())["generation"] == 2
+            assert json.loads(sidecar_path(idx, "expression").read_text())["generation"] == 2
+            assert len(list(idx.glob("expression.g*.faiss"))) == 2
         # A missing FAISS file is rebuilt as well.
         for f in idx.glob("expression.g*.faiss"):
             f.unlink()
         assert open_index(cat, idx, kind="expression", model_id=MODEL,
                           metric="euclidean").count == 5
+
+
+def test_reader_never_takes_the_write_lock(tmp_path, monkeypatch):
+    """Issue 11.6: a query rebuilding a missing cache used to save it under write.lock, so a
+    build started meanwhile was refused. While the reader writes, the lock stays free."""
+    idx = tmp_path / "idx"
+    free_while_saving = []
+    real_write = vectors_mod._write_atomic
+
+    def write_and_probe(path, data):
+        probe = WriteLock(idx)
+        free_while_saving.append(probe.try_acquire())
+        probe.release()
+        real_write(path, data)
+
+    monkeypatch.setattr(vectors_mod, "_write_atomic", write_and_probe)
+    with _catalog_with(idx, np.random.default_rng(13), ["a.jpg"]) as cat:
+        open_index(cat, idx, kind="expression", model_id=MODEL, metric="euclidean")
+    assert free_while_saving == [True, True]  # data file, then sidecar
+
+
+def test_reader_whose_save_fails_still_answers(tmp_path, monkeypatch):
+    """A full disk or read-only folder: the query works from memory, leaves no file behind."""
+    idx = tmp_path / "idx"
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    with _catalog_with(idx, np.random.default_rng(14), ["a.jpg"]) as cat:
+        monkeypatch.setattr(vectors_mod.os, "fsync", full)
+        vi = open_index(cat, idx, kind="expression", model_id=MODEL, metric="euclidean")
+    assert vi.count == 2
+    assert [p.name for p in idx.iterdir() if not p.name.startswith("catalog.sqlite")] == []
+
+
+def test_stale_tmp_files_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    for name in (f".expression.json.tmp{dead}", f".expression.g3.x.faiss.tmp{os.getpid()}",
+                 "expression.json"):
+        (tmp_path / name).write_text("x")
+    assert remove_stale_tmp(tmp_path) == [f".expression.json.tmp{dead}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f".expression.g3.x.faiss.tmp{os.getpid()}", "expression.json"]
+
+
+def test_sqlite_errors_become_one_message_with_the_next_step(cat):
+    import sqlite3
+
+    with pytest.raises(CatalogError, match=r"is damaged .*malformed.*ferindex check --repair"):
+        with cat:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+    with pytest.raises(CatalogError, match="disk full while writing .*run the same command"):
+        with Catalog.open(cat.path.parent):
+            raise sqlite3.OperationalError("database or disk is full")
+
+
+def test_read_only_index_folder_is_read_immutable(tmp_path, monkeypatch):
+    """A folder the reader cannot write (read-only mount): SQLite cannot create its -shm file,
+    so the catalog is opened immutable; reads work and writes fail with a message."""
+    idx = tmp_path / "idx"
+    _catalog_with(idx, np.random.default_rng(15), ["a.jpg"]).close()
+    real_access = os.access
+    monkeypatch.setattr(catalog_mod.os, "access",
+                        lambda p, mode: False if mode == os.W_OK else real_access(p, mode))
+    with Catalog.open(idx) as ro:
+        assert ro.counts()["faces"] == 2 and ro.catalog_id
+        with pytest.raises(CatalogError, match="read-only"):
+            with ro:
+                with ro.transaction():
+                    ro.set_meta("x", "y")
 
 
 def test_open_index_without_vectors_says_so(cat, tmp_path):

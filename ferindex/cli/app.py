@@ -12,9 +12,10 @@ from typing import Annotated, Optional
 import typer
 
 from ferindex.cli import output
-from ferindex.cli.options import AlbumOpt, IndexOpt, JsonOpt, PersonOpt, guarded, index_for
+from ferindex.cli.options import (AlbumOpt, IndexOpt, JsonErrorsGroup, JsonOpt, PersonOpt,
+                                  guarded, index_for)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(cls=JsonErrorsGroup, add_completion=False, no_args_is_help=True,
                   help="Find and organise facial expressions in photo collections.")
 
 
@@ -63,9 +64,12 @@ class _BuildProgress:
 def build(
     path: Annotated[Path, typer.Argument(help="Album folder to index (searched recursively).")],
     index: IndexOpt = None,
-    detector: Annotated[Detector, typer.Option(help="Face detector backend.")] = Detector.hog,
-    upsample: Annotated[int, typer.Option(min=0, max=4, help="Detector upsampling (finds"
-                                          " smaller faces, slower).")] = 1,
+    detector: Annotated[Optional[Detector], typer.Option(
+        help="Face detector backend (a new index: default hog; an existing one keeps its"
+             " own).")] = None,
+    upsample: Annotated[Optional[int], typer.Option(
+        min=0, max=4, help="Detector upsampling (finds smaller faces, slower; a new index:"
+                           " default 1; an existing one keeps its own).")] = None,
     model_pack: Annotated[Optional[Path], typer.Option(
         help="Local insightface model pack folder (with --detector insightface).")] = None,
     model: Annotated[Optional[str], typer.Option(
@@ -77,6 +81,10 @@ def build(
         help="Compute 128-d identity descriptors (used by `people`).")] = True,
     batch_size: Annotated[int, typer.Option(
         min=1, help="Photos per committed batch (a crash loses at most one batch).")] = 32,
+    prune: Annotated[bool, typer.Option(
+        "--prune", help="Also drop the photos whose path is unavailable (unmounted, unreadable"
+                        " folder...), with their faces and labels; without it they are kept.")
+    ] = False,
     engine: Annotated[Engine, typer.Option(
         help="Where detection and embedding run: this process, or Ray workers (pip install"
              " 'ferindex[ray]').")] = Engine.local,
@@ -90,9 +98,9 @@ def build(
     """Index the faces of every photo under PATH (incremental: only changes are processed)."""
     from ferindex.pipeline.build import BuildOptions, build_album
 
-    opts = BuildOptions(detector=detector.value, upsample=upsample, model_pack=model_pack,
-                        model=model, retry_errors=retry_errors, identity=identity,
-                        batch_size=batch_size, engine=engine.value, address=address,
+    opts = BuildOptions(detector=detector.value if detector else None, upsample=upsample,
+                        model_pack=model_pack, model=model, retry_errors=retry_errors,
+                        identity=identity, batch_size=batch_size, prune=prune, engine=engine.value, address=address,
                         workers=workers)
     if engine is not Engine.ray and (address or workers):
         output.fail("--address and --workers need --engine ray", 2, as_json)
@@ -115,6 +123,8 @@ def build(
         ("faces removed", stats["faces_removed"]), ("re-embedded", stats["reembedded"]),
         ("KNN-labelled", stats["knn_labelled"]),
         ("errors (new)", len(stats["errors"])), ("known errors", len(stats["known_errors"])),
+        ("scan problems", len(stats["scan_problems"])),
+        ("unavailable, kept", len(stats["unavailable"])),
         ("index now", f"{t['photos']} photos, {t['faces']} faces, {t['noface']} without a face,"
                       f" {t['errors']} unreadable"),
         ("time", f"{stats['seconds']:.1f} s ({stats['photos_per_s'] or 0:.2f} photos/s)"),
@@ -125,6 +135,19 @@ def build(
         output.stdout.print(output.errors_table(
             "known errors (unchanged since they failed; --retry-errors to try again)",
             stats["known_errors"]))
+    _print_scan_state(stats)
+
+
+def _print_scan_state(doc: dict) -> None:
+    """What the scan could not look at, and the catalogued photos kept because of it (build
+    and info show the same tables)."""
+    if doc["scan_problems"]:
+        output.stdout.print(output.errors_table("scan problems (not indexed)",
+                                                doc["scan_problems"]))
+    if doc["unavailable"]:
+        output.stdout.print(output.errors_table(
+            "unavailable photos, kept with their faces and labels (`build --prune` drops them)",
+            doc["unavailable"]))
 
 
 @app.command()
@@ -184,13 +207,46 @@ def info(index: IndexOpt = None, album: AlbumOpt = None, as_json: JsonOpt = Fals
     ]))
     if doc["error_files"]:
         output.stdout.print(output.errors_table("unreadable files", doc["error_files"]))
+    _print_scan_state(doc)
 
 
 def _last_build_line(last: dict) -> str:
     if last["finished"] is None:
         return f"started {last['started']}, not finished (running, or killed)"
     note = ", interrupted" if last["interrupted"] else ""
+    note += f": {last['error']}" if last.get("error") else ""
     return f"{last['finished']} ({last['seconds']} s{note})"
+
+
+@app.command()
+def check(index: IndexOpt = None, album: AlbumOpt = None,
+          repair: Annotated[bool, typer.Option(
+              "--repair", help="Repair what was found (takes the write lock, like a build).")
+          ] = False,
+          as_json: JsonOpt = False) -> None:
+    """Verify an index (catalog integrity, chips, vector caches) and say what --repair does."""
+    from ferindex.pipeline.check import check_index
+
+    doc = guarded(as_json, lambda: check_index(index_for(index, album), repair=repair))
+    if not doc["ok"]:  # exit 2, with the findings in the same one document
+        doc["error"] = (f"{doc['index']}: problems remain after the repair" if repair else
+                        f"{doc['index']}: {len(doc['problems'])} problem(s) found: run"
+                        f" `ferindex check --repair --index {doc['index']}`")
+        doc["exit_code"] = 2
+    if as_json:
+        output.emit_json(doc)
+    else:
+        for p in doc["problems"]:
+            verb = "repair: " if repair else "--repair would "
+            output.stdout.print(f"{p['what']}: {p['problem']} ({verb}{p['repair']})")
+        for line in doc["repaired"]:
+            output.stdout.print(f"repaired: {line}")
+        if doc["ok"]:
+            output.stdout.print(f"{doc['index']}: no problem found" if not doc["problems"]
+                                else f"{doc['index']}: repaired")
+    if not doc["ok"]:
+        output.report_error(doc["error"], 2, False)
+        raise typer.Exit(2)
 
 
 @app.command("sample-album")

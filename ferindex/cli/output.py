@@ -15,6 +15,7 @@ from typing import Any, Callable, NoReturn
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 stdout = Console(highlight=False)
@@ -45,11 +46,17 @@ def emit_rows(rows: list[dict], as_json: bool, line: Callable[[dict], str], empt
         stdout.print(empty)
 
 
-def fail(message: str, code: int, as_json: bool) -> NoReturn:
-    """Report an error (one line, or a JSON document) and exit with `code`."""
+def report_error(message: str, code: int, as_json: bool) -> None:
+    """One error: the JSON document `{"error", "exit_code"}` on stdout with --json, and one
+    line on stderr in every case."""
     if as_json:
         emit_json({"error": message, "exit_code": code})
-    stderr.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+
+
+def fail(message: str, code: int, as_json: bool) -> NoReturn:
+    """Report an error (one line, or a JSON document) and exit with `code`."""
+    report_error(message, code, as_json)
     raise typer.Exit(code)
 
 

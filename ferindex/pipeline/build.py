@@ -19,9 +19,10 @@ The FAISS caches are rebuilt from the catalog at the end of the build.
 """
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ferindex.config import index_dir as default_index_dir
@@ -31,7 +32,8 @@ from ferindex.pipeline.process import (  # noqa: F401 (face_thumbnail, THUMB_SIZ
     embed_chips, embed_records, face_thumbnail, os_reason, process_photo)
 from ferindex.store.catalog import Catalog, PhotoRecord, PhotoRow
 from ferindex.store.lock import WriteLock
-from ferindex.store.vectors import VectorIndex, read_sidecar
+from ferindex.pipeline.settings import resolve_settings
+from ferindex.store.vectors import fresh_sidecar, refreshed_index, remove_stale_tmp
 
 EMBED_BATCH = 256
 ENGINES = ("local", "ray")
@@ -41,13 +43,16 @@ ENGINES = ("local", "ray")
 class BuildOptions:
     """User-facing knobs of a build (the CLI flags)."""
 
-    detector: str = "hog"
-    upsample: int = 1
+    # Detection settings; None = the index's own (the defaults for a new index). They decide
+    # which faces exist, so an index keeps them (pipeline/settings.py).
+    detector: str | None = None
+    upsample: int | None = None
     model_pack: Path | None = None  # insightface model pack folder
     model: str | None = None  # expression model name or path; None = shipped default
     retry_errors: bool = False
     identity: bool = True  # compute 128-d identity descriptors (people clustering)
     batch_size: int = 32  # photos per committed transaction
+    prune: bool = False  # also drop photos whose path is unavailable (see BuildReport.unavailable)
     engine: str = "local"  # where the per-photo stages run: "local" (this process) or "ray"
     address: str | None = None  # Ray cluster to join (engine "ray"); None = a local runtime
     workers: int | None = None  # Ray workers (engine "ray"); None = one per CPU of the cluster
@@ -67,7 +72,7 @@ class BuildReport:
     moved: int = 0  # renamed/moved: path updated, faces kept
     touched: int = 0  # stat changed but content identical
     skipped: int = 0  # unchanged, not read
-    deleted: int = 0  # catalogued photos that no longer exist
+    deleted: int = 0  # catalogued photos that no longer exist (or unavailable, with prune)
     detected: int = 0  # photos decoded and run through the face detector
     faces_added: int = 0
     faces_removed: int = 0
@@ -75,7 +80,10 @@ class BuildReport:
     knn_labelled: int = 0  # faces given a KNN label (new faces, or all after a model change)
     errors: list[dict] = field(default_factory=list)  # new failures: {"path", "reason"}
     known_errors: list[dict] = field(default_factory=list)  # unchanged earlier failures
-    interrupted: bool = False
+    scan_problems: list[dict] = field(default_factory=list)  # what the scan could not look at
+    unavailable: list[dict] = field(default_factory=list)  # catalogued photos kept, unseen
+    interrupted: bool = False  # stopped before the end (Ctrl-C, or `failed`)
+    failed: str | None = None  # the error that stopped the build
     seconds: float = 0.0
     totals: dict = field(default_factory=dict)  # catalog counts after the build
 
@@ -102,7 +110,7 @@ class Builder:
         if not self.album.is_dir():
             raise FerindexError(f"{album}: not a folder")
         self.index_dir = Path(index).absolute() if index else default_index_dir(self.album)
-        self.options = options or BuildOptions()
+        self.options = replace(options) if options else BuildOptions()  # settings get resolved
         if self.options.engine not in ENGINES:
             raise FerindexError(f"unknown engine {self.options.engine!r}; expected one of"
                                 f" {', '.join(ENGINES)}")
@@ -129,7 +137,9 @@ class Builder:
         t0 = time.perf_counter()
         lock = WriteLock(self.index_dir).acquire()
         try:
+            remove_stale_tmp(self.index_dir)
             with Catalog.open(self.index_dir, create=True) as cat:
+                resolve_settings(cat, self.options)
                 model_id = self.model.model_id
                 self.report.model_id = model_id
                 run_id = cat.start_run(model_id)
@@ -140,16 +150,28 @@ class Builder:
                     self._reembed(cat)
                     self._label(cat)
                     self._publish(cat)
-                except KeyboardInterrupt:
+                except BaseException as e:
                     self.report.interrupted = True
+                    if not isinstance(e, KeyboardInterrupt):
+                        self.report.failed = str(e) or type(e).__name__
                     raise
                 finally:
                     self.report.seconds = round(time.perf_counter() - t0, 3)
-                    self.report.totals = cat.counts()
-                    cat.finish_run(run_id, self.report.stats())
+                    self._finish_run(cat, run_id)
         finally:
             lock.release()
         return self.report
+
+    def _finish_run(self, cat: Catalog, run_id: int) -> None:
+        """Record the outcome in `runs`; when even that fails (disk full, damaged catalog) the
+        run stays unfinished, which `info` shows as killed, and the first error is the one
+        reported."""
+        try:
+            self.report.totals = cat.counts()
+            cat.finish_run(run_id, self.report.stats())
+        except sqlite3.Error:
+            if self.report.failed is None:
+                raise
 
     # -- scan and compare ------------------------------------------------------------------
     def _sync(self, cat: Catalog) -> None:
@@ -159,19 +181,19 @@ class Builder:
         known = cat.photo_index()
         exclude = (self.index_dir.name,) if self.index_dir.parent == self.album else ()
         seen: set[str] = set()
-        unlisted: list[str] = []  # folders that could not be listed: keep their photos
+        blocked: list[str] = []  # paths the scan could not look at: what lies there is kept
         todo: list[tuple[Path, str, int, int]] = []
         for item in scan(self.album, exclude_dirs=(".ferindex", *exclude)):
             if isinstance(item, ScanProblem):
-                rel = _printable(self._rel(item.path))
-                rep.errors.append({"path": rel, "reason": item.reason})
-                if item.reason.startswith("cannot list folder"):
-                    unlisted.append("" if rel == "." else rel.rstrip("/") + "/")
+                rel = self._rel(item.path)
+                rep.scan_problems.append({"path": _printable(rel), "reason": item.reason})
+                if item.unavailable:
+                    blocked.append(rel)
                 continue
             rel = self._rel(item.path)
             if not _storable(rel):
-                rep.errors.append({"path": _printable(rel),
-                                   "reason": "file name is not valid UTF-8: rename the file"})
+                rep.scan_problems.append({"path": _printable(rel), "reason":
+                                          "file name is not valid UTF-8: rename the file"})
                 continue
             rep.seen += 1
             seen.add(rel)
@@ -184,8 +206,12 @@ class Builder:
                     rep.known_errors.append({"path": rel, "reason": row.error or "unknown"})
                     continue
             todo.append((item.path, rel, item.size, item.mtime_ns))
-        gone = {p: r for p, r in known.items()
-                if p not in seen and not any(p.startswith(u) for u in unlisted)}
+        gone = {p: r for p, r in known.items() if p not in seen}
+        for path in [p for p in gone if _under_any(p, blocked)]:
+            if not opts.prune:  # unavailable is not deleted: an unmounted drive comes back
+                del gone[path]
+                rep.unavailable.append({"path": path, "reason": _blocked_reason(
+                    path, blocked, rep.scan_problems)})
         self._process(cat, todo, known, gone)
         if gone:
             with cat.transaction():
@@ -233,8 +259,11 @@ class Builder:
             try:
                 digest = content_hash(path)
             except OSError as e:
-                batch.records.append(self._failed(PhotoRecord(
-                    rel, size, mtime_ns, None, "error", error=os_reason(e))))
+                if row is not None and row.status != "error" and not self.options.prune:
+                    rep.unavailable.append({"path": rel, "reason": os_reason(e)})  # kept as is
+                else:
+                    batch.records.append(self._failed(PhotoRecord(
+                        rel, size, mtime_ns, None, "error", error=os_reason(e))))
             else:
                 if row is not None and row.hash == digest and row.status != "error":
                     batch.restats.append((row, rel, size, mtime_ns))
@@ -284,6 +313,8 @@ class Builder:
             return
         embed_records(self.model, batch.records)  # faces a remote engine did not embed
         with cat.transaction():
+            self.report.faces_removed += (cat.face_count(batch.replaced)
+                                          + cat.face_count_at([r.path for r in batch.records]))
             cat.delete_photos(batch.replaced)
             for row, rel, size, mtime_ns in batch.restats:
                 cat.update_stat(row.id, rel, size, mtime_ns)
@@ -336,12 +367,12 @@ class Builder:
         generation = cat.generation
         for kind, model_id, metric in ((EXPRESSION, model.model_id, model.metric),
                                        (IDENTITY, IDENTITY_MODEL, "euclidean")):
-            if _published(self.index_dir, kind, model_id, generation):
+            if fresh_sidecar(cat, self.index_dir, kind, model_id=model_id, metric=metric):
                 continue  # nothing changed since the last build wrote it
-            ids, X = cat.load_vectors(kind, model_id)
-            if len(ids):
-                VectorIndex.from_vectors(ids, X, kind=kind, model_id=model_id,
-                                         metric=metric).save(self.index_dir, generation)
+            vi = refreshed_index(cat, self.index_dir, kind=kind, model_id=model_id,
+                                 metric=metric)  # added faces appended, removed ones dropped
+            if vi is not None:
+                vi.save(self.index_dir, generation, cat.catalog_id)
 
 
 @dataclass
@@ -358,9 +389,21 @@ class _Batch:
         return len(self.records) + len(self.restats)
 
 
-def _published(index_dir: Path, kind: str, model_id: str, generation: int) -> bool:
-    side = read_sidecar(index_dir, kind)
-    return side is not None and side.generation == generation and side.model_id == model_id
+def _under(path: str, top: str) -> bool:
+    """True when the album path `path` is `top` or lies below it ("." is the album root)."""
+    return top == "." or path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _under_any(path: str, tops: list[str]) -> bool:
+    return any(_under(path, t) for t in tops)
+
+
+def _blocked_reason(path: str, blocked: list[str], problems: list[dict]) -> str:
+    """Why a catalogued photo was not seen: the scan problem of the path that hides it."""
+    top = max((t for t in blocked if _under(path, t)), key=len)
+    reason = next((p["reason"] for p in problems if p["path"] == _printable(top)), "unavailable")
+    where = "" if top == path else f"{top}: "
+    return f"{where}{reason}; kept until it is back (or `ferindex build --prune`)"
 
 
 def _storable(text: str) -> bool:

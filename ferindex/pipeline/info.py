@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ferindex.store.catalog import Catalog
-from ferindex.store.vectors import read_sidecar
+from ferindex.store.vectors import fresh_sidecar
 
 
 def _iso(ts: float | None) -> str | None:
@@ -26,6 +26,11 @@ def index_info(index_dir: str | Path) -> dict:
         }
         generation = cat.generation
         run = cat.last_run()
+        seen = cat.last_run(finished=True)  # what the last complete scan could not look at
+        seen_stats = (seen or {}).get("stats") or {}
+        fresh = bool(model_id) and fresh_sidecar(
+            cat, index_dir, "expression", model_id=model_id,
+            metric=cat.get_meta("metric") or "euclidean") is not None
         info = {
             "index": str(index_dir),
             "album": cat.get_meta("album"),
@@ -41,8 +46,10 @@ def index_info(index_dir: str | Path) -> dict:
             "size_bytes": sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file()),
             "schema_version": cat.schema_version,
             "generation": generation,
-            "caches_fresh": _fresh(index_dir, generation),
+            "caches_fresh": fresh,
             "error_files": [{"path": p, "reason": r} for p, r in cat.errors()],
+            "scan_problems": seen_stats.get("scan_problems", []),
+            "unavailable": seen_stats.get("unavailable", []),
             # faces per shown label: the user's, else the KNN vote, else the model's
             "labels": cat.label_counts(),
             "user_labels": len(cat.user_labels()),
@@ -55,12 +62,9 @@ def index_info(index_dir: str | Path) -> dict:
             "model": run["model_id"], "seconds": stats.get("seconds"),
             # finished = null: the build is still running, or was killed
             "interrupted": bool(stats.get("interrupted")),
-            "stats": {k: v for k, v in stats.items() if k not in ("errors", "known_errors")},
+            "error": stats.get("failed"),  # what stopped it (disk full...), else null
+            "stats": {k: v for k, v in stats.items()
+                      if k not in ("errors", "known_errors", "scan_problems", "unavailable")},
         }
     return info
 
-
-def _fresh(index_dir: Path, generation: int) -> bool:
-    """True when the expression cache was written for the catalog's current generation."""
-    side = read_sidecar(index_dir, "expression")
-    return side is not None and side.generation == generation

@@ -29,9 +29,12 @@ retried error, a new detector) gets it back on its matching face (IoU >= 0.5).
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +45,7 @@ import numpy as np
 from ferindex.errors import CatalogError
 
 CATALOG_NAME = "catalog.sqlite"
+CATALOG_ID_KEY = "catalog_id"  # meta key of the catalog's random identity (see Catalog.catalog_id)
 SCHEMA_VERSION = 3
 CHIP_SIZE = 48
 
@@ -227,16 +231,56 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 _VISIBLE = "f.not_a_face = 0"  # faces a user has not marked as "not a face"
 
 
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode (BEGIN/COMMIT are explicit, so batches are too).
+
+    A reader of an index folder it cannot write (a read-only mount, another user's album)
+    cannot create SQLite's `-shm` file: it opens the catalog read-only, and as immutable when no
+    write-ahead log is pending (nobody can be writing to a folder that cannot be written)."""
+    uri = None
+    if read_only and not os.access(path.parent, os.W_OK):
+        wal = path.with_name(path.name + "-wal")
+        pending = wal.is_file() and wal.stat().st_size > 0
+        uri = f"{path.resolve().as_uri()}?{'mode=ro' if pending else 'immutable=1'}"
+    if uri is None:
+        return sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+
+
+def catalog_error(path: Path, e: BaseException) -> CatalogError:
+    """An SQLite (or OS) failure on the catalog at `path` as one message with the next step."""
+    text = str(e)
+    index = path.parent
+    if "malformed" in text or "not a database" in text or type(e) is sqlite3.DatabaseError:
+        return CatalogError(
+            f"{path} is damaged ({text}): run `ferindex check --repair --index {index}` to copy"
+            " what can still be read into a new catalog (your labels and people names included);"
+            " the photos themselves are untouched")
+    if "full" in text or getattr(e, "errno", None) == errno.ENOSPC:
+        return CatalogError(
+            f"disk full while writing {path} ({text}): everything committed before is kept;"
+            " free some space and run the same command again")
+    if "readonly" in text or "read-only" in text:
+        return CatalogError(f"{path}: the index is read-only ({text}): run the command where"
+                            " the index folder can be written")
+    if "locked" in text:
+        return CatalogError(f"{path} is busy ({text}): another process holds it; try again")
+    return CatalogError(f"{path}: cannot use the catalog ({text})")
+
+
 class Catalog:
     """A connection to one index's catalog. Not thread-safe; open one per process/thread."""
 
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
         self.path = Path(path)
         if not self.path.is_file() and not create:
-            raise CatalogError(f"no catalog at {self.path}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves so batches are explicit.
-        self.con = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            raise CatalogError(f"no catalog at {self.path}: build one with `ferindex build ALBUM`")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = _connect(self.path, read_only=not create)
+        except sqlite3.Error as e:
+            raise catalog_error(self.path, e) from None
         self.con.row_factory = sqlite3.Row
         try:
             self.con.execute("PRAGMA busy_timeout = 30000")
@@ -245,11 +289,12 @@ class Catalog:
                 self.con.execute("PRAGMA journal_mode = WAL")
                 self.con.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes
                 self.migrate()
+                self._ensure_catalog_id()
             else:
                 self._check_version()
-        except sqlite3.Error as e:  # not a database, read-only folder, disk full...
+        except sqlite3.Error as e:  # not a database, damaged, disk full...
             self.con.close()
-            raise CatalogError(f"{self.path}: cannot open the catalog ({e})") from None
+            raise catalog_error(self.path, e) from None
         except CatalogError:
             self.con.close()
             raise
@@ -264,8 +309,35 @@ class Catalog:
     def __enter__(self) -> "Catalog":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        """Close; an SQLite error raised inside the block becomes one CatalogError that names
+        this catalog and the next step (damaged file, disk full...), never a traceback."""
         self.close()
+        if isinstance(exc, sqlite3.Error):
+            raise catalog_error(self.path, exc) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every SELECT inside sees the same committed state (WAL), so e.g.
+        the generation and the vectors read for a cache belong together."""
+        self.con.execute("BEGIN")
+        try:
+            yield self.con
+        finally:
+            if self.con.in_transaction:
+                self.con.execute("COMMIT")
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def catalog_id(self) -> str | None:
+        """A random id written when the catalog is created: vector caches record it, so a cache
+        written for a deleted or recreated catalog (whose generations restart) is never used."""
+        return self.get_meta(CATALOG_ID_KEY)
+
+    def _ensure_catalog_id(self) -> None:
+        if self.catalog_id is None:
+            with self.transaction():
+                self.set_meta(CATALOG_ID_KEY, uuid.uuid4().hex)
 
     # -- schema ---------------------------------------------------------------------------
     @property
@@ -559,6 +631,16 @@ class Catalog:
         return int(self.get_meta("labels_version", "0") or 0)
 
     def _bump_labels_version(self) -> None:
+    def face_count_at(self, paths: Sequence[str]) -> int:
+        """Number of faces on the photos catalogued at these paths (those a new record replaces)."""
+        total = 0
+        for s in range(0, len(paths), 900):
+            part = list(paths[s:s + 900])
+            total += int(self.con.execute(
+                "SELECT COUNT(*) FROM faces f JOIN photos p ON p.id = f.photo_id"
+                f" WHERE p.path IN ({','.join('?' * len(part))})", part).fetchone()[0])
+        return total
+
         self.set_meta("labels_version", str(self.labels_version + 1))
 
     def user_labels(self) -> dict[int, str]:
@@ -681,10 +763,12 @@ class Catalog:
             (time.time(), json.dumps(stats), run_id),
         )
 
-    def last_run(self) -> dict | None:
+    def last_run(self, *, finished: bool = False) -> dict | None:
+        """The latest build (`finished`: the latest that recorded its outcome), or None."""
+        where = " WHERE finished IS NOT NULL" if finished else ""
         r = self.con.execute(
-            "SELECT id, started, finished, model_id, stats FROM runs ORDER BY id DESC LIMIT 1"
-        ).fetchone()
+            f"SELECT id, started, finished, model_id, stats FROM runs{where}"
+            " ORDER BY id DESC LIMIT 1").fetchone()
         if r is None:
             return None
         return {"id": r["id"], "started": r["started"], "finished": r["finished"],

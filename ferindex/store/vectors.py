@@ -1,30 +1,37 @@
 """FAISS vector indexes as derived caches of the catalog (DESIGN §4).
 
 Layout in the index folder, per kind ("expression", "identity"):
-  `<kind>.json`            sidecar: the commit point, naming the data file and the catalog
-                           generation, model id and metric it was built from
-  `<kind>.g<N>.faiss`      the FAISS file for catalog generation N
-A writer writes the FAISS file under a fresh name, fsyncs it, then replaces the sidecar with
-`os.replace` (atomic on POSIX), so a reader sees either the old or the new pair, never half of
-one. A reader whose sidecar is missing or names another generation or model rebuilds the index
-from the catalog: persisted if it can take the write lock, in memory otherwise (a build is
-running and will write a fresh one when it finishes).
+  `<kind>.json`               sidecar: the commit point, naming the data file, its size and
+                              checksum, and the catalog (its random id and generation), model id
+                              and metric it was built from
+  `<kind>.g<N>.<id>.faiss`    the FAISS file for generation N of the catalog whose id starts
+                              with <id>
+Files are written to a temporary name, fsynced and renamed (`os.replace`, atomic on POSIX); the
+sidecar last, so a reader sees either the old or the new pair, never half of one. A cache is
+used only when its sidecar names this very catalog (generations restart at 0 in a recreated
+catalog, so the generation alone could match a cache whose face ids now mean other faces), its
+generation, model and metric, and the file has the recorded size, count and dimension.
+Otherwise the reader rebuilds the index from the catalog in memory and tries to save it; readers
+never take the write lock (a build must never be refused because a query is running), and a
+failed save (read-only folder, full disk) only costs the next reader the same rebuild. Only a
+build (the writer) deletes the files of other generations.
 
 Distances returned are in the model's metric: Euclidean distance (not FAISS's squared L2) or
 cosine distance 1 - cos for cosine models (vectors L2-normalised, inner-product index).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ferindex.errors import CatalogError
 from ferindex.store.catalog import Catalog
-from ferindex.store.lock import WriteLock
 
 HNSW_THRESHOLD = 200_000  # exact search below this many vectors, HNSW above
 HNSW_M = 32
@@ -58,6 +65,20 @@ class Sidecar:
     metric: str
     dim: int
     count: int
+    catalog_id: str | None = None  # the catalog's random id (None: written before ids existed)
+    bytes: int | None = None  # size of `file`
+    blake2b: str | None = None  # checksum of `file` (verified by `ferindex check`)
+
+
+def stale_reason(side: Sidecar, catalog: Catalog, *, model_id: str, metric: str) -> str | None:
+    """Why the cache described by `side` cannot serve `catalog` now, or None when it can."""
+    if side.catalog_id is None or side.catalog_id != catalog.catalog_id:
+        return "written for another catalog"
+    if side.generation != catalog.generation:
+        return f"written for generation {side.generation}, the catalog is at {catalog.generation}"
+    if side.model_id != model_id or side.metric != metric:
+        return f"written for model {side.model_id} ({side.metric})"
+    return None
     generation: int
     file: str
 
@@ -138,37 +159,51 @@ class VectorIndex:
         finally:
             faiss.omp_set_num_threads(threads)
 
-    def save(self, index_dir: str | Path, generation: int) -> Path:
-        """Atomically publish this index as the cache of catalog `generation`."""
-        faiss = _faiss()
+    def save(self, index_dir: str | Path, generation: int, catalog_id: str, *,
+             prune: bool = True) -> Path:
+        """Atomically publish this index as the cache of generation `generation` of catalog
+        `catalog_id`; `prune` (writers only) deletes the files of other generations.
+
+        Raises CatalogError (disk full, read-only folder...) leaving no partial file behind:
+        the previous pair stays published."""
         index_dir = Path(index_dir)
-        name = f"{self.kind}.g{generation}.faiss"
-        data = index_dir / name
-        tmp = index_dir / f".{name}.tmp{os.getpid()}"
-        faiss.write_index(self.index, str(tmp))
-        _fsync(tmp)
-        os.replace(tmp, data)
-        side = Sidecar(self.kind, self.model_id, self.metric, self.dim, self.count,
-                       generation, name)
-        _write_atomic(sidecar_path(index_dir, self.kind), json.dumps(side.__dict__, indent=1))
+        name = f"{self.kind}.g{generation}.{catalog_id[:12]}.faiss"
+        blob = _faiss().serialize_index(self.index).tobytes()
+        side = Sidecar(self.kind, self.model_id, self.metric, self.dim, self.count, generation,
+                       name, catalog_id, len(blob), _checksum(blob))
+        try:
+            _write_atomic(index_dir / name, blob)
+            _write_atomic(sidecar_path(index_dir, self.kind),
+                          json.dumps(asdict(side), indent=1).encode())
+        except OSError as e:
+            raise CatalogError(
+                f"could not write the {self.kind} vector cache in {index_dir}"
+                f" ({e.strerror or e}): the catalog is complete and kept, queries rebuild the"
+                " cache in memory meanwhile; free some space (or make the folder writable) and"
+                " run `ferindex build` again") from None
         _fsync_dir(index_dir)
-        for old in index_dir.glob(f"{self.kind}.g*.faiss"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
-        return data
+        if prune:
+            for old in data_files(index_dir, self.kind):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
+        return index_dir / name
 
     @classmethod
     def load(cls, index_dir: str | Path, kind: str) -> tuple["VectorIndex", Sidecar] | None:
-        """The published index of `kind`, or None if missing or unreadable."""
+        """The published index of `kind`, or None if missing, unreadable or not what its
+        sidecar describes (size, count, dimension)."""
         index_dir = Path(index_dir)
+        path = index_dir / side.file
         side = read_sidecar(index_dir, kind)
         if side is None:
             return None
         try:
-            index = _faiss().read_index(str(index_dir / side.file))
+            if side.bytes is not None and path.stat().st_size != side.bytes:
+                return None
+            index = _faiss().read_index(str(path))
         except (OSError, RuntimeError):
             return None
-        if index.ntotal != side.count:
+        if index.ntotal != side.count or index.d != side.dim:
             return None
         return cls(index, kind=kind, model_id=side.model_id, metric=side.metric, dim=side.dim), side
 
@@ -186,36 +221,32 @@ def read_sidecar(index_dir: str | Path, kind: str) -> Sidecar | None:
 
 
 def open_index(catalog: Catalog, index_dir: str | Path, *, kind: str, model_id: str,
-               metric: str, lock: WriteLock | None = None) -> VectorIndex:
+               metric: str) -> VectorIndex:
     """A search-ready index for (kind, model_id) that matches the catalog's current data.
 
-    Uses the published file when its sidecar records the catalog's generation and model;
-    otherwise rebuilds from the catalog and publishes it when the write lock is (or can be)
-    held. `lock`: a lock the caller already holds (a build), else one is tried without waiting.
+    Uses the published file when it belongs to this catalog, generation, model and metric;
+    otherwise rebuilds it from one consistent snapshot of the catalog and tries to publish it
+    (without the write lock, and without deleting anything: see the module docstring).
     """
     index_dir = Path(index_dir)
-    generation = catalog.generation
-    loaded = VectorIndex.load(index_dir, kind)
-    if loaded is not None:
-        vi, side = loaded
-        if side.generation == generation and side.model_id == model_id and side.metric == metric:
-            return vi
-    ids, X = catalog.load_vectors(kind, model_id)
+    with catalog.snapshot():
+        loaded = VectorIndex.load(index_dir, kind)
+        if loaded is not None and stale_reason(loaded[1], catalog, model_id=model_id,
+                                               metric=metric) is None:
+            return loaded[0]
+        generation, catalog_id = catalog.generation, catalog.catalog_id
+        ids, X = catalog.load_vectors(kind, model_id)
     if not len(ids):
         raise CatalogError(
             f"index {index_dir} holds no {kind} vectors for model {model_id}:"
             " run `ferindex build` on an album with faces"
         )
     vi = VectorIndex.from_vectors(ids, X, kind=kind, model_id=model_id, metric=metric)
-    own = lock if lock is not None else WriteLock(index_dir)
-    took = lock is None and own.try_acquire()
-    try:
-        # Re-read the generation under the lock: a build may have committed meanwhile.
-        if own.held and catalog.generation == generation:
-            vi.save(index_dir, generation)
-    finally:
-        if took:
-            own.release()
+    if catalog_id is not None:  # a catalog from before ids gets one at its next build
+        try:
+            vi.save(index_dir, generation, catalog_id, prune=False)
+        except CatalogError:
+            pass  # read-only folder or full disk: this in-memory index serves the query
     return vi
 
 
@@ -229,16 +260,77 @@ def _fsync(path: Path) -> None:
 
 def _fsync_dir(path: Path) -> None:
     """fsync a directory so the rename itself survives a power loss (no-op where unsupported)."""
+def fresh_sidecar(catalog: Catalog, index_dir: str | Path, kind: str, *, model_id: str,
+                  metric: str) -> Sidecar | None:
+    """The sidecar of `kind` when its cache serves `catalog` now (same catalog, generation,
+    model and metric, and a data file of the recorded size), else None. Cheap: the data file
+    is not read (`VectorIndex.load` checks its count and dimension, `ferindex check` its
+    checksum)."""
+    side = read_sidecar(index_dir, kind)
+    if side is None or stale_reason(side, catalog, model_id=model_id, metric=metric):
+        return None
+    try:
+        size = (Path(index_dir) / side.file).stat().st_size
+    except OSError:
+        return None
+    return side if side.bytes == size else None
+
+
+def data_files(index_dir: str | Path, kind: str) -> list[Path]:
+    """Every FAISS file of `kind` in the index folder, published or left over."""
+    return sorted(Path(index_dir).glob(f"{kind}.g*.faiss"))
+
+
     try:
         _fsync(path)
     except OSError:
         pass
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file, fsync it and rename it over `path`; on any failure
+    the temporary file is removed and `path` is left as it was."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+TMP_PATTERN = re.compile(r"^\..+\.tmp(\d+)$")  # what _write_atomic leaves when killed
+
+
+def remove_stale_tmp(index_dir: str | Path) -> list[str]:
+    """Delete temporary files left in the index folder by killed processes (a kill -9 or a
+    full disk during a cache write); a live process's file is left alone. Returns the names."""
+    removed = []
+    for path in Path(index_dir).iterdir():
+        m = TMP_PATTERN.match(path.name)
+        if m and not _alive(int(m.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        pass
+    return True
+
+
+def file_checksum(path: Path) -> str:
+    """The checksum a sidecar records for its data file."""
+    return _checksum(Path(path).read_bytes())
+
+
+def _checksum(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+
