@@ -620,6 +620,16 @@ class Catalog:
         return [int(r[0]) for r in self.con.execute(
             "SELECT id FROM faces WHERE not_a_face = 1 ORDER BY id")]
 
+    def face_count_at(self, paths: Sequence[str]) -> int:
+        """Number of faces on the photos catalogued at these paths (those a new record replaces)."""
+        total = 0
+        for s in range(0, len(paths), 900):
+            part = list(paths[s:s + 900])
+            total += int(self.con.execute(
+                "SELECT COUNT(*) FROM faces f JOIN photos p ON p.id = f.photo_id"
+                f" WHERE p.path IN ({','.join('?' * len(part))})", part).fetchone()[0])
+        return total
+
     def face_count(self, photo_ids: Sequence[int]) -> int:
         """Number of faces on these photos."""
         return sum(int(r[0]) for r in self._select_in(
@@ -631,16 +641,6 @@ class Catalog:
         return int(self.get_meta("labels_version", "0") or 0)
 
     def _bump_labels_version(self) -> None:
-    def face_count_at(self, paths: Sequence[str]) -> int:
-        """Number of faces on the photos catalogued at these paths (those a new record replaces)."""
-        total = 0
-        for s in range(0, len(paths), 900):
-            part = list(paths[s:s + 900])
-            total += int(self.con.execute(
-                "SELECT COUNT(*) FROM faces f JOIN photos p ON p.id = f.photo_id"
-                f" WHERE p.path IN ({','.join('?' * len(part))})", part).fetchone()[0])
-        return total
-
         self.set_meta("labels_version", str(self.labels_version + 1))
 
     def user_labels(self) -> dict[int, str]:

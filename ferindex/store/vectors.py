@@ -65,6 +65,8 @@ class Sidecar:
     metric: str
     dim: int
     count: int
+    generation: int
+    file: str
     catalog_id: str | None = None  # the catalog's random id (None: written before ids existed)
     bytes: int | None = None  # size of `file`
     blake2b: str | None = None  # checksum of `file` (verified by `ferindex check`)
@@ -79,8 +81,6 @@ def stale_reason(side: Sidecar, catalog: Catalog, *, model_id: str, metric: str)
     if side.model_id != model_id or side.metric != metric:
         return f"written for model {side.model_id} ({side.metric})"
     return None
-    generation: int
-    file: str
 
 
 class VectorIndex:
@@ -193,10 +193,10 @@ class VectorIndex:
         """The published index of `kind`, or None if missing, unreadable or not what its
         sidecar describes (size, count, dimension)."""
         index_dir = Path(index_dir)
-        path = index_dir / side.file
         side = read_sidecar(index_dir, kind)
         if side is None:
             return None
+        path = index_dir / side.file
         try:
             if side.bytes is not None and path.stat().st_size != side.bytes:
                 return None
@@ -218,6 +218,27 @@ def read_sidecar(index_dir: str | Path, kind: str) -> Sidecar | None:
         return Sidecar(**json.loads(sidecar_path(Path(index_dir), kind).read_text()))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def fresh_sidecar(catalog: Catalog, index_dir: str | Path, kind: str, *, model_id: str,
+                  metric: str) -> Sidecar | None:
+    """The sidecar of `kind` when its cache serves `catalog` now (same catalog, generation,
+    model and metric, and a data file of the recorded size), else None. Cheap: the data file
+    is not read (`VectorIndex.load` checks its count and dimension, `ferindex check` its
+    checksum)."""
+    side = read_sidecar(index_dir, kind)
+    if side is None or stale_reason(side, catalog, model_id=model_id, metric=metric):
+        return None
+    try:
+        size = (Path(index_dir) / side.file).stat().st_size
+    except OSError:
+        return None
+    return side if side.bytes == size else None
+
+
+def data_files(index_dir: str | Path, kind: str) -> list[Path]:
+    """Every FAISS file of `kind` in the index folder, published or left over."""
+    return sorted(Path(index_dir).glob(f"{kind}.g*.faiss"))
 
 
 def open_index(catalog: Catalog, index_dir: str | Path, *, kind: str, model_id: str,
@@ -250,56 +271,6 @@ def open_index(catalog: Catalog, index_dir: str | Path, *, kind: str, model_id: 
     return vi
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """fsync a directory so the rename itself survives a power loss (no-op where unsupported)."""
-def fresh_sidecar(catalog: Catalog, index_dir: str | Path, kind: str, *, model_id: str,
-                  metric: str) -> Sidecar | None:
-    """The sidecar of `kind` when its cache serves `catalog` now (same catalog, generation,
-    model and metric, and a data file of the recorded size), else None. Cheap: the data file
-    is not read (`VectorIndex.load` checks its count and dimension, `ferindex check` its
-    checksum)."""
-    side = read_sidecar(index_dir, kind)
-    if side is None or stale_reason(side, catalog, model_id=model_id, metric=metric):
-        return None
-    try:
-        size = (Path(index_dir) / side.file).stat().st_size
-    except OSError:
-        return None
-    return side if side.bytes == size else None
-
-
-def data_files(index_dir: str | Path, kind: str) -> list[Path]:
-    """Every FAISS file of `kind` in the index folder, published or left over."""
-    return sorted(Path(index_dir).glob(f"{kind}.g*.faiss"))
-
-
-    try:
-        _fsync(path)
-    except OSError:
-        pass
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file, fsync it and rename it over `path`; on any failure
-    the temporary file is removed and `path` is left as it was."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 TMP_PATTERN = re.compile(r"^\..+\.tmp(\d+)$")  # what _write_atomic leaves when killed
 
 
@@ -334,3 +305,32 @@ def _checksum(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """fsync a directory so the rename itself survives a power loss (no-op where unsupported)."""
+    try:
+        _fsync(path)
+    except OSError:
+        pass
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file, fsync it and rename it over `path`; on any failure
+    the temporary file is removed and `path` is left as it was."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
