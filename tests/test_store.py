@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ferindex.errors import CatalogError
+from ferindex.store import ann
 from ferindex.store import catalog as catalog_mod
 from ferindex.store import vectors as vectors_mod
 from ferindex.store.catalog import Catalog, FaceRecord, PhotoRecord
@@ -203,8 +204,8 @@ def test_vector_index_distances_match_numpy(metric, monkeypatch):
     else:
         ref = np.linalg.norm(X - q, axis=1)
     order = np.argsort(ref)[:5]
-    for threshold in (10**9, 10):  # exact flat index, then the HNSW path
-        monkeypatch.setattr(vectors_mod, "HNSW_THRESHOLD", threshold)
+    for flat_max in (10**9, 10):  # exact flat index, then the IVF path
+        monkeypatch.setattr(ann, "FLAT_MAX", flat_max)
         vi = VectorIndex.from_vectors(ids, X, kind="expression", model_id=MODEL, metric=metric)
         D, I = vi.search(q, 5)
         assert I[0].tolist() == (ids[order]).tolist()

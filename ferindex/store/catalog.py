@@ -531,6 +531,17 @@ class Catalog:
         X = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), rows[0][1])
         return ids, X.copy()
 
+    def vector_faces(self, kind: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(face ids int64, when their photo was indexed float64) of the faces `load_vectors`
+        returns, by face id, without reading the vectors: what an incremental cache update
+        compares against (store/vectors.py: refreshed_index)."""
+        rows = self.con.execute(
+            "SELECT v.face_id, p.indexed_at FROM vectors v JOIN faces f ON f.id = v.face_id"
+            f" JOIN photos p ON p.id = f.photo_id WHERE {_VISIBLE} AND v.kind = ?"
+            " AND v.model_id = ? ORDER BY v.face_id", (kind, model_id)).fetchall()
+        return (np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+                np.fromiter((r[1] for r in rows), np.float64, len(rows)))
+
     def vector_models(self, kind: str) -> list[str]:
         """Model ids that have vectors of `kind` (e.g. the identity descriptor's)."""
         return [r[0] for r in self.con.execute(

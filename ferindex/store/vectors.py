@@ -31,11 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from ferindex.errors import CatalogError
+from ferindex.store import ann
 from ferindex.store.catalog import Catalog
 
-HNSW_THRESHOLD = 200_000  # exact search below this many vectors, HNSW above
-HNSW_M = 32
-HNSW_EF_SEARCH = 128
 METRICS = ("euclidean", "cosine")
 SINGLE_THREAD_BELOW = 16  # query batches smaller than this search on one thread
 
@@ -48,7 +46,7 @@ def _faiss():
 
 def _on_gpus(index):
     """A copy of `index` on every GPU when faiss was built with GPU support and one is present,
-    else `index` itself. HNSW has no GPU form, so it stays on the CPU."""
+    else `index` itself."""
     faiss = _faiss()
     if not hasattr(faiss, "index_cpu_to_all_gpus") or faiss.get_num_gpus() == 0:
         return index
@@ -101,25 +99,24 @@ class VectorIndex:
     @classmethod
     def from_vectors(cls, ids: np.ndarray, X: np.ndarray, *, kind: str, model_id: str,
                      metric: str) -> "VectorIndex":
-        """Exact (IndexFlat) below HNSW_THRESHOLD vectors, HNSW above, wrapped in an IDMap."""
+        """Exact search up to ann.FLAT_MAX vectors, an IVF trained on X above (store/ann.py)."""
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
-        faiss = _faiss()
         X = np.ascontiguousarray(X, np.float32)
         if X.ndim != 2 or not len(X):
             raise ValueError("an index needs at least one vector")
-        d = int(X.shape[1])
-        faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
-        if len(X) > HNSW_THRESHOLD:
-            base = faiss.IndexHNSWFlat(d, HNSW_M, faiss_metric)
-            base.hnsw.efSearch = HNSW_EF_SEARCH
-        elif metric == "cosine":
-            base = faiss.IndexFlatIP(d)
-        else:
-            base = faiss.IndexFlatL2(d)
-        index = faiss.IndexIDMap(base)
-        index.add_with_ids(cls._prepare(X, metric), np.ascontiguousarray(ids, np.int64))
-        return cls(index, kind=kind, model_id=model_id, metric=metric, dim=d)
+        index = ann.build(cls._prepare(X, metric), np.ascontiguousarray(ids, np.int64),
+                          _faiss_metric(metric))
+        return cls(index, kind=kind, model_id=model_id, metric=metric, dim=int(X.shape[1]))
+
+    def apply(self, removed: np.ndarray, ids: np.ndarray, X: np.ndarray) -> None:
+        """Take the faces `removed` out, then add vectors X under `ids` (no retraining)."""
+        if len(removed):
+            self.index.remove_ids(np.ascontiguousarray(removed, np.int64))
+        if len(ids):
+            self.index.add_with_ids(self._prepare(X, self.metric),
+                                    np.ascontiguousarray(ids, np.int64))
+        self._searcher = _on_gpus(self.index)
 
     @staticmethod
     def _prepare(X: np.ndarray, metric: str) -> np.ndarray:
@@ -206,6 +203,53 @@ class VectorIndex:
         if index.ntotal != side.count or index.d != side.dim:
             return None
         return cls(index, kind=kind, model_id=side.model_id, metric=side.metric, dim=side.dim), side
+
+
+CLOCK_MARGIN_S = 120.0  # photos indexed up to this long before a cache file was written
+# count as newer than it: clock steps, and a reader's cache build that overlaps a build
+
+
+def refreshed_index(catalog: Catalog, index_dir: str | Path, *, kind: str, model_id: str,
+                    metric: str) -> VectorIndex | None:
+    """An index of the catalog's current (kind, model_id) vectors, updated in place from the
+    published cache when it can be: faces no longer there are removed, new ones appended, and
+    only the new vectors are read from the catalog. Built afresh when there is no usable
+    cache, or when the album outgrew its layout (store/ann.py: still_fits). None when the
+    catalog holds no such vector.
+
+    Face ids alone cannot tell what changed: SQLite reuses the highest ids after a deletion, so
+    a cached id may now name another face. Faces are only ever created with a new photo row,
+    so every face whose photo was indexed after the cache file was written (less a margin for
+    clock steps) is replaced too; whatever else is in both is the same face with the same
+    vector (moves keep their faces, a model change is another cache).
+    """
+    face_ids, indexed_at = catalog.vector_faces(kind, model_id)
+    if not len(face_ids):
+        return None
+    loaded = VectorIndex.load(index_dir, kind)
+    if loaded is not None:
+        vi, side = loaded
+        try:
+            written = (Path(index_dir) / side.file).stat().st_mtime - CLOCK_MARGIN_S
+        except OSError:
+            written = None
+        if (written is not None and side.model_id == model_id and side.metric == metric
+                and ann.still_fits(vi.index, len(face_ids), vi.dim)):
+            have = ann.index_ids(vi.index)
+            renewed = face_ids[indexed_at > written]
+            added = np.union1d(np.setdiff1d(face_ids, have), renewed)
+            if len(added) <= len(face_ids) // 2:  # else one full read is cheaper
+                removed = np.union1d(np.setdiff1d(have, face_ids), np.intersect1d(have, renewed))
+                ids, X = catalog.load_vectors(kind, model_id, added.tolist())
+                vi.apply(removed, ids, X)
+                return vi
+    ids, X = catalog.load_vectors(kind, model_id)
+    return VectorIndex.from_vectors(ids, X, kind=kind, model_id=model_id, metric=metric)
+
+
+def _faiss_metric(metric: str) -> int:
+    faiss = _faiss()
+    return faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
 
 
 def sidecar_path(index_dir: Path, kind: str) -> Path:
