@@ -32,7 +32,8 @@ from ferindex.config import DATA_HINT, data_dir
 from ferindex.embed import load_model
 from ferindex.pipeline.build import BuildOptions, build_album
 from ferindex.pipeline.query import query_photo
-from ferindex.store.vectors import HNSW_THRESHOLD, VectorIndex
+from ferindex.store import ann
+from ferindex.store.vectors import VectorIndex
 
 QUERY_PHOTO = "photos/dlib_faces/2008_001322.jpg"
 
@@ -73,7 +74,7 @@ def bench_search(sizes: list[int], dim: int, n_queries: int, k: int = 10) -> lis
             vi.search(q, k)
             times.append(time.perf_counter() - t0)
         out.append({"faces": n, "vectors": "synthetic", "dim": dim, "k": k,
-                    "index": "HNSW" if n > HNSW_THRESHOLD else "flat (exact)",
+                    "index": ann.plan_for(n, dim).layout,
                     "build_s": round(built, 3), **_pct(times)})
     return out
 
