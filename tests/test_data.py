@@ -57,3 +57,23 @@ def test_random_erasing_blanks_one_rectangle_in_the_requested_share() -> None:
     rows, cols = (out[hit] == 0).squeeze(1).any(2), (out[hit] == 0).squeeze(1).any(1)
     assert torch.equal((out[hit] == 0).squeeze(1).sum((1, 2)), rows.sum(1) * cols.sum(1))  # a solid rectangle
     assert torch.equal(_erase(x, r, 0.0), x)
+
+
+def test_tempered_sampler_keeps_every_class_in_every_batch() -> None:
+    """temper 0.5: shares ~ sqrt(count), each class at least 2 (SGM needs its class means)."""
+    y = np.repeat(np.arange(4), [900, 400, 100, 4])
+    s = ClassBalancedBatchSampler(y, 16, temper=0.5)
+    for batch in s:
+        counts = np.bincount(y[batch], minlength=4)
+        assert counts.sum() == 64 and counts.min() >= 2
+        assert counts[0] > counts[1] > counts[2] > counts[3]
+    assert np.array_equal(np.bincount(y[next(iter(ClassBalancedBatchSampler(y, 16)))], minlength=4), [16] * 4)
+
+
+def test_partial_image_nose_starts_at_landmark_28() -> None:
+    """Paper 000 eq 1: Nose = A[y_28 : y_33, ...] with 0-indexed points."""
+    from ferindex.faces.chips import part_boxes, template_landmarks
+
+    lm = template_landmarks(48).copy()
+    lm[27, 1], lm[28, 1] = 10.0, 14.0
+    assert part_boxes(lm)["nose"][1] == 14.0

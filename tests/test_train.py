@@ -95,3 +95,30 @@ def test_fine_tune_card_keeps_the_parent_training_record(trainer) -> None:
     scratch = trainer.model_card(trainer.DEFAULTS, shipped["classes"], shipped["arch"], ("face",), best, 1, "CPU", None)
     assert "init" not in scratch["training"] and "auxiliary" not in scratch["training"]["data"]
     assert card["metrics"]["fer_plus_public_test"]["knn11_acc_6k_ref"] == 0.79
+
+
+def test_bf16_is_never_chosen_without_native_instructions(monkeypatch) -> None:
+    """On an AVX2-only CPU bf16 autocast is emulated (~10x slower): no timing, float32."""
+    from ferindex.nn import precision
+
+    calls = []
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert not precision.bf16_is_faster(lambda: calls.append(1), lambda: calls.append(1))
+    assert calls == []
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "time_step", lambda step: 1.0 if step() == "fp32" else 0.5)
+    assert precision.bf16_is_faster(lambda: "bf16", lambda: "fp32")
+    monkeypatch.setattr(precision, "time_step", lambda step: 1.0)  # equal speed: float32
+    assert not precision.bf16_is_faster(lambda: "bf16", lambda: "fp32")
+
+
+def test_auto_precision_times_the_real_model(trainer, monkeypatch) -> None:
+    """"auto" asks the measurement (on a copy: the model's BN statistics stay as they were)."""
+    model = build_model({"backbone": "resnet", "backbone_kw": {"width": 0.25}, "dim": 16, "n_classes": 3})
+    x = to_tensors({"face": np.zeros((4, 48, 48), np.uint8)}, slice(0, 4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(trainer, "bf16_is_faster", lambda bf16, fp32: (bf16(), fp32(), True)[-1])
+    assert trainer.choose_amp("auto", cpu, model, x) is True
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert trainer.choose_amp(False, cpu, model, x) is False and trainer.choose_amp(True, cpu, model, x) is True

@@ -13,6 +13,7 @@ and the labelled reference bank (training-face embeddings + labels, no images).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import shlex
@@ -36,6 +37,7 @@ from ferindex.embed import export_model  # noqa: E402
 from ferindex.nn.losses import make_loss  # noqa: E402
 from ferindex.nn.losses.joint import JointLoss  # noqa: E402
 from ferindex.nn.model import build_model  # noqa: E402
+from ferindex.nn.precision import bf16_is_faster  # noqa: E402
 from ferindex.nn.weighting import DynamicLossWeights  # noqa: E402
 
 DEFAULTS = {
@@ -45,7 +47,7 @@ DEFAULTS = {
     "epochs": 20, "batch_size": 128, "sampler": "random", "max_steps_per_epoch": None,
     "lr": 3e-3, "weight_decay": 5e-4, "threads": 2, "knn_ref": 6000, "landmarks": "artifacts/fer_landmarks.npy",
     "data": {"name": "ferplus"}, "init": None, "select": "best", "sampler_kw": {},
-    "amp": True, "erase": 0.0, "aux_fer2013": 0.0, "swa": None,
+    "amp": "auto", "erase": 0.0, "aux_fer2013": 0.0, "swa": None, "backbone_lr": 1.0,
 }
 
 
@@ -121,12 +123,33 @@ def refresh_bn(model: nn.Module, chips: dict[str, np.ndarray], device, dtype, fm
         m.momentum = 0.1
 
 
-def precision(device: torch.device, amp: bool) -> tuple[torch.dtype, torch.memory_format]:
-    """The autocast dtype and tensor layout for `device`: float16 on CUDA; bfloat16 with NHWC on
-    the CPU, because oneDNN's bf16 convolutions want channels-last."""
+def precision(device: torch.device) -> tuple[torch.dtype, torch.memory_format]:
+    """The autocast dtype and tensor layout for `device`: float16 on CUDA; bfloat16 on the CPU,
+    with NHWC in either precision there (oneDNN's convolutions want channels-last: 1.1-1.3x in
+    float32 as well)."""
     if device.type == "cuda":
         return torch.float16, torch.contiguous_format
-    return torch.bfloat16, torch.channels_last if amp else torch.contiguous_format
+    return torch.bfloat16, torch.channels_last
+
+
+def choose_amp(setting: bool | str, device: torch.device, model: nn.Module, x: dict[str, torch.Tensor]) -> bool:
+    """Mixed precision on or off: `setting` true/false, or "auto": always on CUDA; on the CPU only
+    where bf16 autocast measures faster than float32 on this model (ferindex.nn.precision)."""
+    if setting != "auto":
+        return bool(setting)
+    if device.type == "cuda":
+        return True
+    probe = copy.deepcopy(model)  # the timing steps must not touch the real model's BN statistics
+
+    def step(bf16: bool):
+        def run() -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                z, logits = probe(x)
+            (z.float().sum() + logits.float().sum()).backward()
+            probe.zero_grad(set_to_none=True)
+        return run
+
+    return bf16_is_faster(step(True), step(False))
 
 
 def in_layout(x: dict[str, torch.Tensor], fmt: torch.memory_format) -> dict[str, torch.Tensor]:
@@ -140,7 +163,7 @@ def embed_all(model, chips: dict[str, np.ndarray], device, bs: int = 512, amp: b
     model.eval()
     n = len(next(iter(chips.values())))
     zs, ps = [], []
-    dtype, fmt = precision(device, amp)
+    dtype, fmt = precision(device)
     for i in range(0, n, bs):
         with torch.autocast(device.type, dtype=dtype, enabled=amp):
             z, logits = model(in_layout(to_tensors(chips, slice(i, i + bs), device), fmt))
@@ -168,20 +191,27 @@ def init_card(init: str | None) -> dict | None:
     return json.loads(card.read_text()) if card is not None and card.is_file() else None
 
 
+def exported_arch(arch: dict) -> dict:
+    """The architecture as the card records it: `pretrained` only matters when training starts
+    (the exported weights replace the pretrained ones), so loading a model never reads them."""
+    kw = {k: v for k, v in arch.get("backbone_kw", {}).items() if k != "pretrained"}
+    return arch | {"backbone_kw": kw}
+
+
 def model_card(cfg: dict, classes: list[str], arch: dict, inputs: tuple[str, ...], best: dict,
-               duration: float, hardware: str, parent: dict | None) -> dict:
+               duration: float, hardware: str, parent: dict | None, amp: bool = False) -> dict:
     """The exported model's card: what ferindex needs to rebuild and feed the network, and how
     it was trained and selected."""
     data = "FER2013 Training with FER+ vote distributions" if cfg["labels"] == "ferplus" else "FER2013 Training"
     if cfg["aux_fer2013"]:
         data += " + original FER2013 labels (auxiliary head, not exported)"
-    training = {"data": data, "selection": "best FER+ PublicTest KNN(K=11) accuracy (dedup)", "config": cfg,
+    training = {"data": data, "amp": amp, "selection": "best FER+ PublicTest KNN(K=11) accuracy (dedup)", "config": cfg,
                 "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
                 "hardware": hardware, "duration_s": round(duration), "epochs": cfg["epochs"], "best_epoch": best["epoch"]}
     if parent is not None:
         training["init"] = parent.get("training")
     return {
-        "name": cfg["name"], "classes": classes, "arch": arch,
+        "name": cfg["name"], "classes": classes, "arch": exported_arch(arch),
         "input": {"size": 48, "color": "gray", "framing": "fer2013 (ferindex/faces/template.json)", "inputs": list(inputs),
                   "normalize": {"mean": MEAN, "std": STD}, "flip_tta": cfg.get("flip_tta", False)},
         "metric": "euclidean",
@@ -208,8 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(cfg["threads"])
-    amp = bool(cfg["amp"])
-    amp_dtype, layout = precision(device, amp)
+    amp_dtype, layout = precision(device)
 
     parent = init_card(cfg["init"])
     if parent is not None:  # fine-tuning: the exported model's card fixes the architecture
@@ -222,14 +251,20 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(arch).to(device).to(memory_format=layout)
     if cfg["init"]:  # fine-tune from an exported model (same architecture and classes)
         model.load_state_dict(load_file(cfg["init"]))
+    amp = choose_amp(cfg["amp"], device, model, in_layout(to_tensors(train_chips, np.arange(min(64, len(train))), device), layout))
+    print(f"mixed precision: {'on (' + str(amp_dtype).split('.')[-1] + ')' if amp else 'off (float32)'}", flush=True)
     metric = {name: make_loss(name, **{k: v for k, v in spec.items() if k != "weight"} | ({"n_classes": classes_n} if name == "sgm" else {}))
               for name, spec in cfg["losses"].items()}
-    joint = JointLoss(metric, {k: spec.get("weight", 1.0) for k, spec in cfg["losses"].items()}, cfg["soft_targets"]).to(device)
-    dyn = DynamicLossWeights(list(metric) + ["ce"]) if cfg["dynamic_weights"] else None
+    aux_w = float(cfg["aux_fer2013"])
+    aux = {"aux_fer2013": nn.Linear(arch["dim"], len(FER2013_CLASSES))} if aux_w else {}  # training only
+    aux_y = torch.from_numpy(fer2013_targets(train)) if aux_w else None
+    weights = {k: spec.get("weight", 1.0) for k, spec in cfg["losses"].items()} | ({"aux_fer2013": aux_w} if aux_w else {})
+    dyn = DynamicLossWeights(["ce", *metric, *aux]) if cfg["dynamic_weights"] else None
+    joint = JointLoss(metric, weights, cfg["soft_targets"], aux, dyn).to(device)
 
-    if cfg["sampler"] == "pk":
+    if cfg["sampler"] == "pk":  # paper 003: n faces x c classes (temper > 0: shares ~ count ** temper)
         per = cfg["batch_size"] // classes_n
-        sampler = ClassBalancedBatchSampler(train.labels, per, seed=cfg["seed"])
+        sampler = ClassBalancedBatchSampler(train.labels, per, seed=cfg["seed"], temper=cfg["sampler_kw"].get("temper", 0.0))
     elif cfg["sampler"] == "identity":  # paper 001: several expressions of each person per batch
         per_id = cfg["sampler_kw"].get("per_id", 8)
         sampler = IdentityAwareBatchSampler(train.groups, cfg["batch_size"] // per_id, per_id, seed=cfg["seed"],
@@ -237,18 +272,19 @@ def main(argv: list[str] | None = None) -> None:
     else:
         sampler = RandomBatchSampler(len(train), cfg["batch_size"], seed=cfg["seed"])
     steps = min(len(sampler), cfg["max_steps_per_epoch"] or len(sampler))
-    aux_w = float(cfg["aux_fer2013"])
-    aux_y = torch.from_numpy(fer2013_targets(train)) if aux_w else None
-    aux_head = nn.Linear(arch["dim"], len(FER2013_CLASSES)).to(device) if aux_w else None  # training only
-    params = list(model.parameters()) + list(joint.parameters()) + (list(aux_head.parameters()) if aux_head else [])
-    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    # a face-pretrained backbone learns at backbone_lr x the rate of the new heads
+    backbone = list(model.backbone.parameters())
+    rest = [p for p in list(model.parameters()) + list(joint.parameters()) if all(p is not q for q in backbone)]
+    opt = torch.optim.AdamW([{"params": backbone, "lr": cfg["lr"] * cfg["backbone_lr"]}, {"params": rest, "lr": cfg["lr"]}],
+                            lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     swa = cfg["swa"]  # {"bn_images": N}: constant LR, weights averaged every epoch (Izmailov et al. 2018)
     if swa:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         swa_model = torch.optim.swa_utils.AveragedModel(model)
         bn_idx = np.random.default_rng(1).choice(len(train), min(swa.get("bn_images", 8192), len(train)), replace=False)
     else:
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps * cfg["epochs"], pct_start=0.15)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
+                                                    total_steps=steps * cfg["epochs"], pct_start=0.15)
     scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda")  # bf16 needs no loss scaling
     start_epoch, best, trained_s = 0, {"val_knn": -1.0}, 0.0  # trained_s: training time of earlier runs
     ckpt = out / "last.pt"
@@ -262,8 +298,6 @@ def main(argv: list[str] | None = None) -> None:
         trained_s = state.get("trained_s", 0.0)
         if swa:
             swa_model.load_state_dict(state["swa"])
-        if aux_head is not None:
-            aux_head.load_state_dict(state["aux"])
         sampler.rng = np.random.default_rng(cfg["seed"] + start_epoch)
         print(f"resumed from {ckpt} at epoch {start_epoch}")
 
@@ -284,18 +318,13 @@ def main(argv: list[str] | None = None) -> None:
             ids = torch.from_numpy(train.groups[idx]).to(device) if train.groups is not None else None
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                 z, logits = model(x)
-            total, terms = joint(z.float(), logits.float(), y, tgt, ids)
-            if aux_head is not None:
-                terms["aux_fer2013"] = nn.functional.cross_entropy(aux_head(z.float()), aux_y[idx].to(device), ignore_index=-1)
-                total = total + aux_w * terms["aux_fer2013"]
+            aux_labels = {"aux_fer2013": aux_y[idx].to(device)} if aux_y is not None else None
+            total, terms = joint(z.float(), logits.float(), y, tgt, ids, aux_labels)
             opt.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             scaler.step(opt)
             scaler.update()
             sched.step()
-            if dyn is not None:
-                dyn.update({k: v.item() for k, v in terms.items()})
-                joint.weights.update({k: w for k, w in dyn.weights().items() if k != "ce"})
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
             seen += len(idx)
@@ -315,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(rec), flush=True)
         state = {"model": model.state_dict(), "joint": joint.state_dict(), "opt": opt.state_dict(),
                  "sched": sched.state_dict(), "epoch": epoch, "best": best, "trained_s": trained_s + time.time() - t_start,
-                 "swa": swa_model.state_dict() if swa else None, "aux": aux_head.state_dict() if aux_head else None}
+                 "swa": swa_model.state_dict() if swa else None}
         if cfg["select"] == "last" or rec["val_knn"] > best["val_knn"]:  # selection on FER+ PublicTest
             best = {"val_knn": rec["val_knn"], "val_acc": rec["val_acc"], "epoch": epoch}
             state["best"] = best
@@ -330,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
     if args.export:
-        card = model_card(cfg, train.classes, arch, inputs, best, duration, hardware, parent)
+        card = model_card(cfg, train.classes, arch, inputs, best, duration, hardware, parent, amp)
         lms = np.load(cfg["landmarks"])[train.rows] if any(k != "face" for k in inputs) and train.rows is not None else None
         export_model(model.cpu(), card, train.images, train.labels, args.export, lms)
         print(f"exported to {args.export}")

@@ -4,7 +4,7 @@ eye / mouth regions.
 Partial image, paper 000 eqs 1-2 (0-indexed iBUG points; the extracted equations are garbled,
 this is the reading used):
     Eye   = A[min y(36..47) - t1 : max y(36..47) + t1,  x36 - t2 : x45 + t2]
-    Nose  = A[y27 : y33,                                 x31 - t1 : x35 + t1]
+    Nose  = A[y28 : y33,                                 x31 - t1 : x35 + t1]
     Mouth = A[min y(48..67) - t2 : max y(48..67) + t1,   x48 - t2 : x54 + t2]
 The paper sets t1 = 25, t2 = 9 pixels on CK+ (640x490, interocular distance ~100 px), so here
 they scale with the face: t1 = 0.25 and t2 = 0.09 interocular distances (between eye centres).
@@ -41,7 +41,7 @@ def part_boxes(landmarks68: np.ndarray) -> dict[str, Box]:
     eyes, mouth = p[EYES], p[MOUTH]
     return {
         "eyes": (p[36, 0] - t2, eyes[:, 1].min() - t1, p[45, 0] + t2, eyes[:, 1].max() + t1),
-        "nose": (p[31, 0] - t1, p[27, 1], p[35, 0] + t1, p[33, 1]),
+        "nose": (p[31, 0] - t1, p[28, 1], p[35, 0] + t1, p[33, 1]),  # eq 1: y_28, 0-indexed
         "mouth": (p[48, 0] - t2, mouth[:, 1].min() - t2, p[54, 0] + t2, mouth[:, 1].max() + t1),
     }
 

@@ -96,7 +96,8 @@ class ThreeChannelNet(nn.Module):
 
 
 def make_backbone(name: str, **kw) -> nn.Module:
-    """Backbone by config name: resnet, vgg, vgg_partial (paper 000), three_channel (paper 004)."""
+    """Backbone by config name: resnet, vgg, vgg_partial (paper 000), three_channel (paper 004),
+    dlib_resnet (dlib's face-recognition ResNet, face-pretrained)."""
     if name == "resnet":
         return ResNetFace(**kw)
     if name == "vgg":
@@ -105,4 +106,8 @@ def make_backbone(name: str, **kw) -> nn.Module:
         return VGGFace(channels=(32, 64, 128), fc=(512, 256, 128), input_name="partial", input_hw=(30, 60), **kw)
     if name == "three_channel":
         return ThreeChannelNet(**kw)
-    raise ValueError(f"unknown backbone {name!r}: use resnet, vgg, vgg_partial or three_channel")
+    if name == "dlib_resnet":
+        from .dlib_resnet import DlibExpressionBackbone
+
+        return DlibExpressionBackbone(**kw)
+    raise ValueError(f"unknown backbone {name!r}: use resnet, vgg, vgg_partial, three_channel or dlib_resnet")

@@ -42,6 +42,16 @@ class DynamicLossWeights:
                 raise ValueError(f"loss {n!r} is not finite: {v}")
             self._history[n].append(v)
 
+    def state(self) -> dict[str, list[float]]:
+        """The recorded loss history (for checkpoints)."""
+        return {n: list(h) for n, h in self._history.items()}
+
+    def load_state(self, state: dict[str, list[float]]) -> None:
+        """Continue from a checkpoint's history."""
+        for n in self.names:
+            self._history[n].clear()
+            self._history[n].extend(state.get(n, []))
+
     def rates(self) -> dict[str, float] | None:
         """w_k for each loss, or None while there is not yet 2 * window batches of history."""
         if any(len(h) < 2 * self.window for h in self._history.values()):

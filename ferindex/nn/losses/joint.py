@@ -1,9 +1,14 @@
-"""Joint objective: cross-entropy on the classifier (hard labels or FER+ vote distributions) plus
-weighted metric losses on the embedding (paper 000 eq 8 style)."""
+"""Joint objective: cross-entropy on the classifier (hard labels or FER+ vote distributions), an
+optional auxiliary classifier head on the embedding, and weighted metric losses on the embedding
+(paper 000 eq 8 style), with fixed weights or paper 004's dynamic weights (eq 8) over all terms."""
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
+
+from ..weighting import DynamicLossWeights
 
 
 def soft_cross_entropy(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None,
@@ -16,20 +21,50 @@ def soft_cross_entropy(logits: torch.Tensor, y: torch.Tensor, target: torch.Tens
 
 
 class JointLoss(nn.Module):
-    """CE + sum_k lambda_k * metric_k. Returns the total and each term (for logging and for the
-    dynamic weighting of paper 004, which updates `weights` between steps)."""
+    """total = sum_k lambda_k * term_k over the terms "ce", each metric loss and each auxiliary
+    head. Fixed weights: `weights` (1 for "ce" and anything not named). With `dynamic`, the
+    lambdas come from DynamicLossWeights over *all* terms (they sum to its K), recorded after each
+    training step; its history is part of `state_dict()`, so a resumed run continues it.
+
+    `aux`: extra linear heads on the embedding, trained with cross-entropy on their own labels
+    (-1 = none), e.g. the original FER2013 labels next to FER+; used in training only.
+    With `soft_targets=False`, neither the CE nor the metric losses see vote distributions."""
 
     def __init__(self, metric_losses: dict[str, nn.Module], weights: dict[str, float] | None = None,
-                 soft_targets: bool = True) -> None:
+                 soft_targets: bool = True, aux: dict[str, nn.Module] | None = None,
+                 dynamic: DynamicLossWeights | None = None) -> None:
         super().__init__()
         self.metric_losses = nn.ModuleDict(metric_losses)
-        self.weights = {k: 1.0 for k in metric_losses} | (weights or {})
+        self.aux = nn.ModuleDict(aux or {})
+        self.names = ["ce", *metric_losses, *self.aux]
+        self.weights = {k: 1.0 for k in self.names} | (weights or {})
         self.soft_targets = soft_targets
+        self.dynamic = dynamic
+        if dynamic is not None and sorted(dynamic.names) != sorted(self.names):
+            raise ValueError(f"dynamic weights over {dynamic.names}, but the terms are {self.names}")
 
     def forward(self, z: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None,
-                ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        terms = {"ce": soft_cross_entropy(logits, y, target if self.soft_targets else None)}
+                ids: torch.Tensor | None = None, aux_labels: dict[str, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        target = target if self.soft_targets else None
+        terms = {"ce": soft_cross_entropy(logits, y, target)}
         for name, loss in self.metric_losses.items():
             terms[name] = loss(z, y, target=target, ids=ids)
-        total = terms["ce"] + sum(self.weights[k] * terms[k] for k in self.metric_losses)
+        for name, head in self.aux.items():
+            terms[name] = nn.functional.cross_entropy(head(z), aux_labels[name], ignore_index=-1)
+        lam = self.current_weights()
+        total = sum(lam[k] * terms[k] for k in self.names)
+        if self.dynamic is not None and self.training:  # eq 8 uses the losses of earlier steps
+            self.dynamic.update({k: v.item() for k, v in terms.items()})
         return total, terms
+
+    def current_weights(self) -> dict[str, float]:
+        """The lambda of each term for the next step."""
+        return self.dynamic.weights() if self.dynamic is not None else self.weights
+
+    def get_extra_state(self) -> Any:
+        return {"dynamic": self.dynamic.state() if self.dynamic is not None else None}
+
+    def set_extra_state(self, state: Any) -> None:
+        if self.dynamic is not None and state and state.get("dynamic"):
+            self.dynamic.load_state(state["dynamic"])

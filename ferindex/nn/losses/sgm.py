@@ -25,8 +25,9 @@ class SGMLoss(nn.Module):
         onehot = nn.functional.one_hot(y, n_classes).to(z.dtype)
         counts = onehot.sum(0)
         present = counts > 0
-        if int(present.sum()) < 2:  # one class: the posterior is trivially 1, nothing to learn
-            return z.sum() * 0
+        norm = self.norm_weight * z.norm(dim=1).mean()  # Alg. 1 line 7: mean ||f(x)||_2 regulariser
+        if int(present.sum()) < 2:  # one class: the posterior is trivially 1, only the regulariser acts
+            return norm
         mu = (onehot.T @ z)[present] / counts[present, None]  # eq 3: class means of the batch
         d2 = torch.cdist(z, mu).pow(2)
         prior = (counts[present] / counts.sum()).log()
@@ -34,4 +35,4 @@ class SGMLoss(nn.Module):
         tgt = (target if target is not None else onehot)[:, present]
         tgt = tgt / tgt.sum(1, keepdim=True).clamp_min(1e-8)
         rep = (post - tgt).pow(2).sum(1).mean()  # eq 4: squared error between posteriors
-        return rep + self.norm_weight * z.norm(dim=1).mean()  # Alg. 1 line 7: mean ||f(x)||_2 regulariser
+        return rep + norm
