@@ -233,7 +233,8 @@ def refreshed_index(catalog: Catalog, index_dir: str | Path, *, kind: str, model
             written = (Path(index_dir) / side.file).stat().st_mtime - CLOCK_MARGIN_S
         except OSError:
             written = None
-        if (written is not None and side.model_id == model_id and side.metric == metric
+        if (written is not None and side.catalog_id == catalog.catalog_id
+                and side.model_id == model_id and side.metric == metric
                 and ann.still_fits(vi.index, len(face_ids), vi.dim)):
             have = ann.index_ids(vi.index)
             renewed = face_ids[indexed_at > written]
@@ -290,8 +291,9 @@ def open_index(catalog: Catalog, index_dir: str | Path, *, kind: str, model_id: 
     """A search-ready index for (kind, model_id) that matches the catalog's current data.
 
     Uses the published file when it belongs to this catalog, generation, model and metric;
-    otherwise rebuilds it from one consistent snapshot of the catalog and tries to publish it
-    (without the write lock, and without deleting anything: see the module docstring).
+    otherwise brings it up to date from one consistent snapshot of the catalog (incrementally
+    when it can: refreshed_index) and tries to publish it (without the write lock, and without
+    deleting anything: see the module docstring).
     """
     index_dir = Path(index_dir)
     with catalog.snapshot():
@@ -300,13 +302,12 @@ def open_index(catalog: Catalog, index_dir: str | Path, *, kind: str, model_id: 
                                                metric=metric) is None:
             return loaded[0]
         generation, catalog_id = catalog.generation, catalog.catalog_id
-        ids, X = catalog.load_vectors(kind, model_id)
-    if not len(ids):
+        vi = refreshed_index(catalog, index_dir, kind=kind, model_id=model_id, metric=metric)
+    if vi is None:
         raise CatalogError(
             f"index {index_dir} holds no {kind} vectors for model {model_id}:"
             " run `ferindex build` on an album with faces"
         )
-    vi = VectorIndex.from_vectors(ids, X, kind=kind, model_id=model_id, metric=metric)
     if catalog_id is not None:  # a catalog from before ids gets one at its next build
         try:
             vi.save(index_dir, generation, catalog_id, prune=False)
