@@ -15,6 +15,7 @@ from ferindex.faces import align, chips, dlib_models, landmarks
 from ferindex.faces.detect import HogDetector, make_detector
 from ferindex.faces.identity import IdentityEncoder
 from ferindex.io.decode import load_rgb
+from ferindex.store.catalog import box_iou
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP_PHOTO = "2008_001322.jpg"  # three frontal faces, 500x375
@@ -44,7 +45,7 @@ def group(faces_dir: Path, hog: HogDetector):
 
 
 def test_hog_recall_floor_on_labelled_photos(faces_dir: Path, hog: HogDetector):
-    # scripts/eval_detection.py measured 43/43 faces, 0 false positives (hog, upsample=1).
+    # scripts/eval_detection.py measured 43/43 faces, 0 false positives (default `hog`).
     ev = _load_script("eval_detection")
     truth = ev.load_boxes(faces_dir)
     n_faces = tp = fp = 0
@@ -53,12 +54,45 @@ def test_hog_recall_floor_on_labelled_photos(faces_dir: Path, hog: HogDetector):
         hits = ev.match(found, boxes)
         n_faces, tp, fp = n_faces + len(boxes), tp + hits, fp + len(found) - hits
     assert n_faces >= 40
-    assert tp / n_faces >= 0.93
-    assert fp <= 2
+    assert tp / n_faces >= 0.98
+    assert fp == 0
 
 
 def test_no_face_in_dogs_photo(faces_dir: Path, hog: HogDetector):
     assert hog.detect(load_rgb(faces_dir / "dogs.jpg")) == []
+
+
+def test_astronaut_patch_is_not_a_face(hog):
+    """Plain HOG takes the mission patch on the suit for a face; the CNN check rejects it."""
+    from skimage.data import astronaut
+
+    from ferindex.faces.verify import FaceVerifier
+
+    rgb = astronaut()
+    plain = make_detector("hog-plain", upsample=1).detect(rgb)
+    assert len(plain) == 2  # the face and the patch (what the checks are for)
+    (face,) = hog.detect(rgb)
+    assert box_iou(face.box, max(plain, key=lambda d: d.score).box) > 0.8
+    verifier = FaceVerifier()
+    patch = min(plain, key=lambda d: d.score)
+    assert verifier.score(rgb, patch.box) < 0 <= verifier.score(rgb, face.box)
+
+
+def test_sideways_photo_is_found_by_the_retry(faces_dir: Path, hog: HogDetector, group):
+    """A photo turned by 90 degrees (no EXIF to undo it): the retry finds its faces, with boxes
+    and landmarks on the photo as given."""
+    rgb, upright = group
+    turned = np.ascontiguousarray(np.rot90(rgb))  # anticlockwise: (x, y) -> (y, w - 1 - x)
+    assert make_detector("hog-plain", upsample=1).detect(turned) == []
+    found = hog.detect(turned)
+    assert len(found) >= 2
+    w = rgb.shape[1]
+    for d in found:
+        x0, y0, x1, y1 = d.box
+        back = (w - y1, x0, w - y0, x1)  # the box on the upright photo
+        assert max(box_iou(back, u.box) for u in upright) > 0.5
+        eyes = d.landmarks[36:48, 0].mean()
+        assert eyes < d.landmarks[48:68, 0].mean()  # turned: the eyes are left of the mouth
 
 
 def test_detection_fields(group):
@@ -78,15 +112,15 @@ def test_detection_fields(group):
 
 
 def test_huge_photo_is_detected_on_a_small_copy_and_mapped_back(group):
-    rgb, dets = group
+    rgb, _ = group
+    dets = HogDetector(upsample=1).detect(rgb)
     big = cv2.resize(rgb, (rgb.shape[1] * 4, rgb.shape[0] * 4), interpolation=cv2.INTER_CUBIC)
     big_dets = HogDetector(upsample=1, max_side=500).detect(big)
     assert len(big_dets) == len(dets)
-    ev = _load_script("eval_detection")
     for d in dets:
         scaled = tuple(4 * v for v in d.box)
-        best = max(big_dets, key=lambda b: ev.iou(b.box, scaled))
-        assert ev.iou(best.box, scaled) > 0.8
+        best = max(big_dets, key=lambda b: box_iou(b.box, scaled))
+        assert box_iou(best.box, scaled) > 0.8
         iod = np.linalg.norm(d.landmarks[36:42].mean(0) - d.landmarks[42:48].mean(0)) * 4
         err = np.linalg.norm(best.landmarks - (d.landmarks + 0.5) * 4 + 0.5, axis=1).mean()
         assert err < 0.1 * iod

@@ -40,6 +40,9 @@ class AlbumFaces:
     # (n,) "user" | "knn" | "model": where `labels` comes from
     confidence: np.ndarray = field(default_factory=lambda: np.empty(0))
     # (n,) float: 1 for user labels, the vote share of a KNN label, the model's probability
+    photo_ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # (n,)
+    quality: np.ndarray = field(default_factory=lambda: np.empty(0))
+    # (n,) float in [0, 1] (faces/quality.py); NaN for faces indexed before it was stored
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -71,15 +74,21 @@ def shown_label(d: dict, classes: Sequence[str] | None = None) -> tuple[str, str
     return "unknown", "model", None
 
 
-def load_faces(cat: Catalog, kind: str = EXPRESSION, model: str | None = None) -> AlbumFaces:
-    """Every face with a `kind` vector (expression: the index's model; identity: dlib)."""
+def load_faces(cat: Catalog, kind: str = EXPRESSION, model: str | None = None,
+               min_quality: float = 0.0) -> AlbumFaces:
+    """Every face with a `kind` vector (expression: the index's model; identity: dlib) whose
+    quality reaches `min_quality` (faces without a stored quality always do). Faces marked
+    "not a face" have no vectors to load (store/catalog.py)."""
     if model is None:
         model = model_id(cat) if kind == EXPRESSION else _identity_model(cat)
     ids, X = cat.load_vectors(kind, model)
+    details = cat.face_details(ids.tolist())
+    keep = np.array([details[int(i)]["quality"] is None
+                     or details[int(i)]["quality"] >= min_quality for i in ids], dtype=bool)
+    ids, X = ids[keep], X[keep]
     if len(ids) == 0:
         what = "identity descriptors (build with --identity)" if kind == IDENTITY else "faces"
         raise CatalogError(f"index {cat.path.parent} holds no {what} yet")
-    details = cat.face_details(ids.tolist())
     rows = [details[int(i)] for i in ids]
     shown = [shown_label(r) for r in rows]
     return AlbumFaces(
@@ -93,6 +102,8 @@ def load_faces(cat: Catalog, kind: str = EXPRESSION, model: str | None = None) -
         knn_probs=[r["knn_probs"] for r in rows],
         label_source=np.array([s[1] for s in shown], dtype="<U5"),
         confidence=np.array([np.nan if s[2] is None else s[2] for s in shown]),
+        photo_ids=np.array([r["photo_id"] for r in rows], dtype=np.int64),
+        quality=np.array([np.nan if r["quality"] is None else r["quality"] for r in rows]),
     )
 
 

@@ -8,6 +8,12 @@ clusters whose centres lie within `merge_distance` are one person split by HDBSC
 estimate and are merged; a noise face within `attach_distance` of a clustered face is that
 person on a photo too few to form a dense region (small albums), and joins its cluster.
 
+Cannot-link: two faces of one photo are two people (a mirror or a photo of a photo aside), so
+with `groups` (the photo of each face) no cluster keeps two faces of one photo: after HDBSCAN,
+such a cluster keeps the face nearest its centre and the others become noise; merges that would
+join two faces of one photo are not made; a noise face only joins the nearest cluster that has
+no face of its photo.
+
 The algorithm (`PeopleClustering`) is pure; the functions below it read and write the catalog's
 `people` table and `faces.person_id`.
 """
@@ -26,8 +32,9 @@ SAME_PERSON_DISTANCE = 0.6  # dlib's documented threshold for its face descripto
 
 
 class PeopleClustering:
-    """HDBSCAN over identity descriptors. Fit sets `labels_` (cluster per face, -1 = noise,
-    numbered by decreasing size) and `centers_` (mean descriptor per cluster)."""
+    """HDBSCAN over identity descriptors with cannot-link constraints. Fit sets `labels_`
+    (cluster per face, -1 = noise, numbered by decreasing size) and `centers_` (mean
+    descriptor per cluster)."""
 
     def __init__(self, min_cluster_size: int = 3, min_samples: int | None = None,
                  merge_distance: float = 0.5, attach_distance: float = 0.5) -> None:
@@ -36,18 +43,27 @@ class PeopleClustering:
         self.merge_distance = merge_distance
         self.attach_distance = attach_distance
 
-    def fit(self, X: np.ndarray, y: None = None) -> "PeopleClustering":
+    def fit(self, X: np.ndarray, y: None = None, groups: Sequence | None = None
+            ) -> "PeopleClustering":
+        """`groups`: the photo of each face (any hashable ids); faces of one group never share
+        a cluster. None: no constraint."""
         from sklearn.cluster import HDBSCAN
 
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2:
             raise ValueError(f"expected (n, d) descriptors, got shape {X.shape}")
+        g = (np.arange(len(X)) if groups is None
+             else np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1))
+        if len(g) != len(X):
+            raise ValueError(f"{len(g)} groups for {len(X)} descriptors")
         if len(X) < max(2, self.min_cluster_size):
             labels = np.full(len(X), -1, dtype=np.int64)
         else:
             labels = HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
                              copy=True).fit_predict(X)
-        labels = _attach_noise(X, _merge_close(X, labels, self.merge_distance), self.attach_distance)
+        labels = _split_shared_photos(X, labels, g)
+        labels = _attach_noise(X, _merge_close(X, labels, self.merge_distance, g), g,
+                               self.attach_distance)
         self.labels_ = _renumber_by_size(labels)
         n = self.labels_.max() + 1
         self.centers_ = np.array([X[self.labels_ == c].mean(axis=0) for c in range(n)]).reshape(
@@ -55,9 +71,27 @@ class PeopleClustering:
         return self
 
 
-def _merge_close(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
-    """Join clusters whose centres lie closer than `distance` (single linkage on centres)."""
+def _split_shared_photos(X: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """In each cluster, of several faces of one photo only the one nearest the cluster's centre
+    stays; the others become noise."""
     labels = labels.copy()
+    for c in np.unique(labels[labels >= 0]):
+        members = np.flatnonzero(labels == c)
+        dist = np.linalg.norm(X[members] - X[members].mean(axis=0), axis=1)
+        seen: set[int] = set()
+        for i in members[np.argsort(dist, kind="stable")]:
+            if groups[i] in seen:
+                labels[i] = -1
+            seen.add(int(groups[i]))
+    return labels
+
+
+def _merge_close(X: np.ndarray, labels: np.ndarray, distance: float, groups: np.ndarray
+                 ) -> np.ndarray:
+    """Join clusters whose centres lie closer than `distance` (single linkage on centres),
+    closest pair first, unless the two hold faces of one photo."""
+    labels = labels.copy()
+    blocked: set[tuple[int, int]] = set()
     while True:
         ids = np.unique(labels[labels >= 0])
         if len(ids) < 2:
@@ -65,22 +99,38 @@ def _merge_close(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarr
         centers = np.array([X[labels == c].mean(axis=0) for c in ids])
         d = np.linalg.norm(centers[:, None] - centers[None], axis=2)
         np.fill_diagonal(d, np.inf)
+        for a, b in blocked:
+            ia, ib = np.searchsorted(ids, a), np.searchsorted(ids, b)
+            d[ia, ib] = d[ib, ia] = np.inf
         i, j = np.unravel_index(np.argmin(d), d.shape)
         if d[i, j] >= distance:
             return labels
+        if set(groups[labels == ids[i]].tolist()) & set(groups[labels == ids[j]].tolist()):
+            blocked.add((int(ids[i]), int(ids[j])))
+            continue
         labels[labels == ids[j]] = ids[i]
+        blocked = {p for p in blocked if int(ids[j]) not in p}  # ids[j] no longer exists
 
 
-def _attach_noise(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
-    """Give each noise face the cluster of its nearest clustered face when closer than distance."""
+def _attach_noise(X: np.ndarray, labels: np.ndarray, groups: np.ndarray, distance: float
+                  ) -> np.ndarray:
+    """Give each noise face, nearest first, the cluster of its nearest clustered face when
+    closer than `distance` and that cluster has no face of its photo."""
+    labels = labels.copy()
     noise, clustered = np.flatnonzero(labels < 0), np.flatnonzero(labels >= 0)
     if len(noise) == 0 or len(clustered) == 0:
         return labels
     d = np.linalg.norm(X[noise][:, None] - X[clustered][None], axis=2)
-    nearest = np.argmin(d, axis=1)
-    close = d[np.arange(len(noise)), nearest] < distance
-    labels = labels.copy()
-    labels[noise[close]] = labels[clustered[nearest[close]]]
+    photos = {int(c): set(groups[labels == c].tolist()) for c in np.unique(labels[clustered])}
+    for n in np.argsort(d.min(axis=1), kind="stable"):
+        for k in np.argsort(d[n], kind="stable"):
+            if d[n, k] >= distance:
+                break
+            c = int(labels[clustered[k]])
+            if groups[noise[n]] not in photos[c]:
+                labels[noise[n]] = c
+                photos[c].add(int(groups[noise[n]]))
+                break
     return labels
 
 
@@ -136,6 +186,38 @@ def store_clusters(cat: "Catalog", face_ids: Sequence[int], labels: np.ndarray) 
             mapping[int(c)] = pid
             cat.set_person(members, pid, only_unassigned=True)
     return mapping
+
+
+def cluster_people(cat: "Catalog", min_cluster_size: int = 3) -> dict[int, int]:
+    """Cluster the album's faces whose quality reaches the floor (faces/quality.py), with the
+    photo of each face as cannot-link group, and store the clusters (`store_clusters`)."""
+    from ferindex.analysis.album import IDENTITY, load_faces
+    from ferindex.faces.quality import QUALITY_FLOOR
+
+    faces = load_faces(cat, IDENTITY, min_quality=QUALITY_FLOOR)
+    free = ~np.isin(faces.ids, cat.locked_faces())  # faces the user placed stay where they are
+    fit = PeopleClustering(min_cluster_size=min_cluster_size).fit(
+        faces.X[free], groups=faces.photo_ids[free])
+    return store_clusters(cat, faces.ids[free].tolist(), fit.labels_)
+
+
+def move_face(cat: "Catalog", face_id: int, person: str | int | None) -> int:
+    """Move one face out of its person, into `person` (a name or id) or, with None, into a new
+    person of its own; returns the person id it now belongs to. The face stays there when the
+    album is clustered again. Refused when the target already holds another face of the same
+    photo (faces of one photo are different people)."""
+    details = cat.face_details([int(face_id)]).get(int(face_id))
+    if details is None or details["not_a_face"]:
+        raise UnknownPersonError(f"no face with id {face_id} (run `ferindex find` to list faces)")
+    with cat.transaction():
+        pid = cat.add_person() if person is None else resolve_person(cat, person)
+        same_photo = [f for f in cat.faces_of_person(pid) if f != int(face_id)
+                      and cat.face_details([f])[f]["photo_id"] == details["photo_id"]]
+        if same_photo:
+            raise FerindexError(f"person {pid} already has face {same_photo[0]} of the same photo"
+                                f" as face {face_id}: faces of one photo are different people")
+        cat.lock_person([int(face_id)], pid)
+    return pid
 
 
 def resolve_person(cat: "Catalog", person: str | int) -> int:

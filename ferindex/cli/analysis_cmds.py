@@ -20,6 +20,7 @@ from ferindex.analysis.album import USER_WEIGHT
 from ferindex.cli.options import (AlbumOpt, IndexOpt, JsonOpt, OutOpt, PersonOpt, guarded,
                                   open_catalog)
 from ferindex.errors import FerindexError
+from ferindex.faces.quality import QUALITY_FLOOR
 
 if TYPE_CHECKING:
     from ferindex.analysis.album import AlbumFaces
@@ -40,14 +41,16 @@ class ColorBy(str, Enum):
 
 
 def _on_album_faces(index: Path | None, album: Path | None,
-                    fn: Callable[[Path, "Catalog", "AlbumFaces"], T]) -> T:
-    """Open the index's catalog, load its faces, and run fn(index folder, catalog, faces) while
-    the catalog is open: the common start of every command that analyses the whole album."""
+                    fn: Callable[[Path, "Catalog", "AlbumFaces"], T], min_quality: float = 0.0
+                    ) -> T:
+    """Open the index's catalog, load its faces (those of at least `min_quality`), and run
+    fn(index folder, catalog, faces) while the catalog is open: the common start of every
+    command that analyses the whole album."""
     from ferindex.analysis.album import load_faces
 
     where, cat = open_catalog(index, album)
     with cat:
-        return fn(where, cat, load_faces(cat))
+        return fn(where, cat, load_faces(cat, min_quality=min_quality))
 
 
 def _face_doc(faces, i: int, root: Path) -> dict:
@@ -146,7 +149,7 @@ def subclasses(
         return {"faces": len(faces), "nodes": nodes}
 
     n_comp = guarded(as_json, lambda: _components(components))
-    doc = guarded(as_json, lambda: _on_album_faces(index, album, body))
+    doc = guarded(as_json, lambda: _on_album_faces(index, album, body, QUALITY_FLOOR))
     if as_json:
         output.emit_json(doc)
         return
@@ -195,7 +198,7 @@ def summarize(
         return {"groups": s.allocation_, "sheet": str(path),
                 "faces": [_face_doc(faces, i, root) for i in s.selected_]}
 
-    doc = guarded(as_json, lambda: _on_album_faces(index, album, body))
+    doc = guarded(as_json, lambda: _on_album_faces(index, album, body, QUALITY_FLOOR))
     if as_json:
         output.emit_json(doc)
         return
@@ -215,11 +218,15 @@ def people(
         help="Name a person: --name PERSON NEW_NAME (PERSON = id or current name).")] = None,
     merge: Annotated[Optional[tuple[str, str]], typer.Option(
         help="Merge two people: --merge KEEP OTHER.")] = None,
+    move: Annotated[Optional[tuple[int, str]], typer.Option(
+        help="Move a face out of its person: --move FACE_ID PERSON (id or name) or"
+             " --move FACE_ID new; it stays there when people are clustered again.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """People in the album (HDBSCAN on identity descriptors): counts and a sample face."""
+    """People in the album (HDBSCAN on identity descriptors; faces of one photo are never one
+    person; faces below the quality floor are left out): counts and a sample face."""
     from ferindex.analysis import people as ppl
-    from ferindex.analysis.album import IDENTITY, album_root, load_faces
+    from ferindex.analysis.album import album_root
 
     def body() -> list[dict]:
         _, cat = open_catalog(index, album)
@@ -228,10 +235,10 @@ def people(
                 ppl.name_person(cat, *name)
             if merge:
                 ppl.merge_people(cat, *merge)
+            if move:
+                ppl.move_face(cat, move[0], None if move[1].lower() == "new" else move[1])
             if recluster or not ppl.list_people(cat):
-                faces = load_faces(cat, IDENTITY)
-                labels = ppl.PeopleClustering(min_cluster_size=min_cluster_size).fit(faces.X).labels_
-                ppl.store_clusters(cat, faces.ids.tolist(), labels)
+                ppl.cluster_people(cat, min_cluster_size)
             root, rows = album_root(cat), ppl.list_people(cat)
             details = cat.face_details([r["sample_face"] for r in rows])
             return [{**r, "sample": {"path": str(root / details[r["sample_face"]]["path"]),
@@ -435,6 +442,38 @@ def label(
                         f" (KNN labels of {doc['knn_relabelled']} faces updated)")
 
 
+def notface(
+    face_ids: Annotated[list[int], typer.Argument(metavar="FACE_ID...", help="Face ids (shown by"
+                                                  " query/find/summarize).")],
+    undo: Annotated[bool, typer.Option("--undo", help="It is a face after all.")] = False,
+    index: IndexOpt = None, album: AlbumOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark faces as "not a face" (a patch, a logo, a pet): they disappear from search,
+    analysis, people and counts, and stay marked when the album is built again."""
+    def body() -> dict:
+        _, cat = open_catalog(index, album)
+        with cat:
+            user_labelled = set(cat.user_labels()) & set(face_ids)
+            with cat.transaction():
+                cat.set_not_a_face(face_ids, not undo)
+            if user_labelled:  # a user-labelled face left (or rejoined) the KNN votes
+                from ferindex.analysis.album import label_faces
+                from ferindex.pipeline.query import load_index_model
+
+                label_faces(cat, load_index_model(cat.get_meta("model_ref") or None,
+                                                  cat.get_meta("model_id") or "", cat.path.parent))
+            return {"face_ids": face_ids, "not_a_face": not undo, "hidden": cat.not_faces()}
+
+    doc = guarded(as_json, body)
+    if as_json:
+        output.emit_json(doc)
+        return
+    what = "marked as not a face" if doc["not_a_face"] else "a face again"
+    output.stdout.print(f"face {', '.join(map(str, doc['face_ids']))}: {what}"
+                        f" ({len(doc['hidden'])} hidden in this index)")
+
+
 def bestshot(
     index: IndexOpt = None, album: AlbumOpt = None,
     gap: Annotated[float, typer.Option(help="Seconds between shots of one burst.")] = 5.0,
@@ -464,7 +503,7 @@ def _shots(cat) -> tuple[list, list[str]]:
 
     happy = _classes(cat).index("happiness")
     shots, paths, by_photo = [], [], {}
-    for pid, path, taken, lm, probs, person in cat.photo_faces():
+    for pid, path, taken, lm, probs, person in cat.photo_faces(QUALITY_FLOOR):
         if pid not in by_photo:
             by_photo[pid] = len(shots)
             shots.append(Shot(pid, parse_time(taken)))
@@ -563,5 +602,6 @@ def register(app: typer.Typer) -> None:
     app.command()(find)
     app.command("map")(map_cmd)
     app.command()(label)
+    app.command()(notface)
     app.command()(bestshot)
     app.command()(export)

@@ -30,6 +30,7 @@ from ferindex.errors import FerindexError
 from ferindex.pipeline.process import (  # noqa: F401 (face_thumbnail, THUMB_SIZE: UI imports)
     EXPRESSION, IDENTITY, IDENTITY_MODEL, THUMB_SIZE, FaceExtractor, PhotoResult, PhotoTask,
     embed_chips, embed_records, face_thumbnail, os_reason, process_photo)
+from ferindex.pipeline.pool import PoolEngine, default_workers
 from ferindex.store.catalog import Catalog, PhotoRecord, PhotoRow
 from ferindex.store.lock import WriteLock
 from ferindex.pipeline.settings import resolve_settings
@@ -55,7 +56,8 @@ class BuildOptions:
     prune: bool = False  # also drop photos whose path is unavailable (see BuildReport.unavailable)
     engine: str = "local"  # where the per-photo stages run: "local" (this process) or "ray"
     address: str | None = None  # Ray cluster to join (engine "ray"); None = a local runtime
-    workers: int | None = None  # Ray workers (engine "ray"); None = one per CPU of the cluster
+    workers: int | None = None  # Ray workers (engine "ray") or local worker processes (1: this
+    # process only); None = one per CPU (of the cluster, for Ray)
 
 
 @dataclass
@@ -122,6 +124,7 @@ class Builder:
                 raise ValueError("detector/identity objects are for in-process builds only")
         self._model = model
         self.extractor = FaceExtractor(self.options, detector, identity_encoder)
+        self._injected = detector is not None or identity_encoder is not None  # in-process only
         self.progress = progress
         self.report = BuildReport(album=str(self.album), index=str(self.index_dir))
 
@@ -300,7 +303,10 @@ class Builder:
             from ferindex.pipeline.ray_engine import RayEngine
 
             return RayEngine(self.options, self.model.model_id)
-        return lambda tasks: (process_photo(self.extractor, t) for t in tasks)
+        workers = self.options.workers or default_workers()
+        return lambda tasks: (
+            PoolEngine(self.options, workers)(tasks) if workers > 1 and len(tasks) > workers
+            and not self._injected else (process_photo(self.extractor, t) for t in tasks))
 
     def _failed(self, rec: PhotoRecord) -> PhotoRecord:
         """Report `rec` if it is an error record; returns it."""

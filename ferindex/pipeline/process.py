@@ -109,6 +109,7 @@ class FaceExtractor:
     def photo(self, path: Path, rel: str, size: int, mtime_ns: int, digest: str) -> PhotoRecord:
         """A PhotoRecord with faces (vectors of the expression model still to be added)."""
         from ferindex.faces.align import align_face_with_landmarks
+        from ferindex.faces.quality import face_quality
         from ferindex.io.decode import load_rgb
 
         rgb = load_rgb(path)
@@ -120,9 +121,13 @@ class FaceExtractor:
         ident = self.identity.encode(rgb, dets) if dets and self.options.identity else None
         for i, d in enumerate(dets):
             chip, chip_lm = align_face_with_landmarks(rgb, d.landmarks)
+            checked = d.verify_score
+            q = face_quality(d.box, d.landmarks, chip, d.score if checked is None else checked)
             face = FaceRecord(box=tuple(int(v) for v in d.box), score=float(d.score),
                               landmarks=np.asarray(d.landmarks, np.float32), chip=chip,
-                              chip_landmarks=chip_lm, thumb=face_thumbnail(rgb, d.box))
+                              chip_landmarks=chip_lm, thumb=face_thumbnail(rgb, d.box),
+                              verify_score=checked, sharpness=q.sharpness, yaw=q.yaw,
+                              quality=q.value)
             if ident is not None:
                 face.vectors[(IDENTITY, IDENTITY_MODEL)] = ident[i]
             rec.faces.append(face)

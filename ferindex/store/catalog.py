@@ -46,7 +46,7 @@ from ferindex.errors import CatalogError
 
 CATALOG_NAME = "catalog.sqlite"
 CATALOG_ID_KEY = "catalog_id"  # meta key of the catalog's random identity (see Catalog.catalog_id)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CHIP_SIZE = 48
 
 _SCHEMA_V1 = """
@@ -154,11 +154,18 @@ def _migrate_v2_to_v3(con: sqlite3.Connection) -> None:
     _run_script(con, _V3_SCRIPT)
 
 
+def _migrate_v3_to_v4(con: sqlite3.Connection) -> None:
+    """`faces.person_locked`: the user put this face in its person (`people --move`), so
+    reclustering leaves it there."""
+    con.execute("ALTER TABLE faces ADD COLUMN person_locked INTEGER NOT NULL DEFAULT 0")
+
+
 # MIGRATIONS[v] upgrades a catalog at schema version v to v + 1 (0 = empty file); each runs
 # inside one transaction together with the user_version bump.
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: dict[int, Migration] = {0: lambda con: _run_script(con, _SCHEMA_V1),
-                                    1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3}
+                                    1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3,
+                                    3: _migrate_v3_to_v4}
 MARK_IOU = 0.5  # a re-detected box this close to a marked one is the same (non-)face
 
 
@@ -739,10 +746,23 @@ class Catalog:
             " WHERE p.name IS NOT NULL").fetchall())
 
     def delete_unnamed_people(self) -> None:
-        """Forget every unnamed person (their faces become unassigned)."""
-        self.con.execute("UPDATE faces SET person_id = NULL WHERE person_id IN"
-                         " (SELECT id FROM people WHERE name IS NULL)")
-        self.con.execute("DELETE FROM people WHERE name IS NULL")
+        """Forget every unnamed person (their faces become unassigned), except faces the user
+        placed (`lock_person`) and the people that hold them."""
+        self.con.execute("UPDATE faces SET person_id = NULL WHERE person_locked = 0 AND"
+                         " person_id IN (SELECT id FROM people WHERE name IS NULL)")
+        self.con.execute("DELETE FROM people WHERE name IS NULL AND id NOT IN"
+                         " (SELECT person_id FROM faces WHERE person_locked = 1"
+                         " AND person_id IS NOT NULL)")
+
+    def lock_person(self, face_ids: Sequence[int], person_id: int) -> None:
+        """Put faces in a person for good: reclustering leaves them there."""
+        self.con.executemany("UPDATE faces SET person_id = ?, person_locked = 1 WHERE id = ?",
+                             [(int(person_id), int(f)) for f in face_ids])
+
+    def locked_faces(self) -> list[int]:
+        """Faces the user placed in their person (`lock_person`), ascending."""
+        return [int(r[0]) for r in self.con.execute(
+            "SELECT id FROM faces WHERE person_locked = 1 ORDER BY id")]
 
     def faces_of_person(self, person_id: int) -> list[int]:
         return [int(r[0]) for r in self.con.execute(
