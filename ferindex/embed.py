@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from .analysis.calibration import reweight
 from .config import MODELS_DIR
 from .data.inputs import make_chips, to_tensors
 from .errors import ModelError
@@ -75,13 +76,23 @@ class ExpressionModel:
         """Expression embeddings (N, dim) float32; compare them with `self.metric`."""
         return self._forward(crops, landmarks, batch_size)[0]
 
-    def predict_proba(self, crops: np.ndarray, landmarks: np.ndarray | None = None, batch_size: int = 256) -> np.ndarray:
-        """Softmax class posteriors (N, len(classes)) float32."""
-        return self._forward(crops, landmarks, batch_size)[1]
+    def predict_proba(self, crops: np.ndarray, landmarks: np.ndarray | None = None, batch_size: int = 256,
+                      calibrated: bool = True) -> np.ndarray:
+        """Softmax class posteriors (N, len(classes)) float32, prior-corrected as the card says
+        (`calibrated=False`: the network's raw softmax)."""
+        return self.embed_and_proba(crops, landmarks, batch_size, calibrated)[1]
 
-    def embed_and_proba(self, crops: np.ndarray, landmarks: np.ndarray | None = None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def embed_and_proba(self, crops: np.ndarray, landmarks: np.ndarray | None = None, batch_size: int = 256,
+                        calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Both at once, one forward pass (what the album build uses)."""
-        return self._forward(crops, landmarks, batch_size)
+        z, p = self._forward(crops, landmarks, batch_size)
+        return z, reweight(p, self.class_weight("softmax") if calibrated else None)
+
+    def class_weight(self, kind: str) -> np.ndarray | None:
+        """The card's prior correction for "softmax" or "knn" votes (analysis/calibration.py), or
+        None for a model without one."""
+        cal = self.card.get("calibration", {}).get(kind)
+        return np.asarray(cal["class_weight"], np.float64) if cal else None
 
     def reference_bank(self) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings (M, dim) float32 and labels (M,) of the labelled training faces."""

@@ -6,9 +6,10 @@ Pipeline: load_rgb -> HOG detector (upsample 1, best-scoring face) -> crop -> th
 model (ferindex.embed.load_model). Two crops are compared: `aligned` (similarity warp onto the
 FER template, faces/align.py) and `box` (square detector-box crop, the naive baseline).
 Condition -> FER+ class: happy->happiness, sad->sadness, surprised->surprise, normal->neutral.
-Reported per crop: softmax argmax over all model classes, argmax restricted to the 4 classes,
-and KNN (K=11, distance-weighted, model metric) against the model's reference bank. Photos without a detected face
-count as errors.
+Reported per crop: softmax argmax over all model classes (prior-corrected as the model card says,
+what users see, and raw), argmax restricted to the 4 classes, and KNN (K=11, distance-weighted,
+model metric) against the model's reference bank (prior-corrected and raw). Photos without a
+detected face count as errors.
 Usage: python scripts/eval_yale.py [--crop aligned box] [--model NAME_OR_PATH] [--json]
 """
 from __future__ import annotations
@@ -19,7 +20,8 @@ import sys
 
 import numpy as np
 
-from ferindex.analysis.knn import KNNClassifier
+from ferindex.analysis.calibration import reweight
+from ferindex.analysis.classify import make_knn
 from ferindex.config import DATA_HINT, data_dir
 from ferindex.embed import load_model
 from ferindex.faces import align
@@ -68,14 +70,17 @@ def main(argv: list[str] | None = None) -> int:
             marks[crop].append(lm)
     truth, found = np.asarray(truth), np.asarray(found)
     four = [model.classes.index(c) for c in CONDITIONS.values()]
-    knn = KNNClassifier(k=K, metric=model.metric).fit(*model.reference_bank())
+    knn, knn_raw = make_knn(model, k=K), make_knn(model, k=K, calibrated=False)
     results = []
     for crop in args.crop:
-        z, proba = model.embed_and_proba(np.asarray(crops[crop]), np.asarray(marks[crop]))
+        z, raw = model.embed_and_proba(np.asarray(crops[crop]), np.asarray(marks[crop]), calibrated=False)
+        proba = reweight(raw, model.class_weight("softmax"))
         preds = {
             "softmax": proba.argmax(1),
+            "softmax_raw": raw.argmax(1),
             "softmax_4": np.asarray(four)[proba[:, four].argmax(1)],
-            f"knn{K}": knn.predict(z),
+            f"knn{K}": knn.predict_proba(z).argmax(1),  # columns in model.classes order
+            f"knn{K}_raw": knn_raw.predict_proba(z).argmax(1),
         }
         row = {"crop": crop, "photos": len(truth), "detected": int(found.sum())}
         for name, pred in preds.items():
@@ -89,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"model": model.model_id, "results": results}, indent=1))
         return 0
     print(f"model {model.model_id}; {len(truth)} photos, {int(found.sum())} with a face")
-    print(f"{'crop':8s} {'softmax':>8s} {'softmax4':>9s} {'knn' + str(K):>7s}   per condition "
-          "(softmax4: " + ", ".join(CONDITIONS) + ")")
+    print(f"{'crop':8s} {'reading':12s} {'accuracy':>8s}   per condition (" + ", ".join(CONDITIONS) + ")")
     for r in results:
-        per = " ".join(f"{v:.2f}" for v in r["softmax_4_per_condition"].values())
-        print(f"{r['crop']:8s} {r['softmax']:8.3f} {r['softmax_4']:9.3f} {r[f'knn{K}']:7.3f}   {per}")
+        for name in ("softmax", "softmax_raw", "softmax_4", f"knn{K}", f"knn{K}_raw"):
+            per = " ".join(f"{v:.2f}" for v in r[name + "_per_condition"].values())
+            print(f"{r['crop']:8s} {name:12s} {r[name]:8.3f}   {per}")
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import shlex
 import sys
 import time
@@ -37,7 +36,7 @@ from ferindex.embed import export_model  # noqa: E402
 from ferindex.nn.losses import make_loss  # noqa: E402
 from ferindex.nn.losses.joint import JointLoss  # noqa: E402
 from ferindex.nn.model import build_model  # noqa: E402
-from ferindex.nn.precision import bf16_is_faster  # noqa: E402
+from ferindex.nn.precision import bf16_is_faster, cpu_name  # noqa: E402
 from ferindex.nn.weighting import DynamicLossWeights  # noqa: E402
 
 DEFAULTS = {
@@ -79,20 +78,49 @@ def load_split(split: str, cfg: dict, inputs: tuple[str, ...], dedup: bool = Tru
     return fs, make_chips(fs.images, inputs, lms)
 
 
+def ckplus_fold(data: dict) -> tuple[FaceSet, FaceSet | None]:
+    """CK+48 split by subject: (training subjects, held-out fold), or (all, None) without a fold."""
+    ck = load_ckplus()
+    if data.get("fold") is None:
+        return ck, None
+    fold = subject_folds(ck.groups, data.get("n_folds", 10), data.get("seed", 0))[data["fold"]]
+    rest = np.setdiff1d(np.arange(len(ck)), fold)
+    return (*(FaceSet(ck.images[i], ck.labels[i], ck.classes, None, None, ck.groups[i]) for i in (rest, fold)),)
+
+
+def with_ckplus(fer: FaceSet, ck: FaceSet, repeat: int) -> FaceSet:
+    """FER+ Training plus CK+ faces (each `repeat` times: 900 posed faces next to 28k), with one-hot
+    soft targets for CK+, rows -1 (no FER row) and groups = CK+ subject (-1 for FER+)."""
+    n = len(ck) * repeat
+    tile = lambda a: np.concatenate([a] * repeat)  # noqa: E731
+    soft = np.eye(len(fer.classes), dtype=np.float32)[tile(ck.labels)]
+    return FaceSet(np.concatenate([fer.images, tile(ck.images)]), np.concatenate([fer.labels, tile(ck.labels)]),
+                   fer.classes, np.concatenate([fer.soft, soft]), np.concatenate([fer.rows, np.full(n, -1)]),
+                   np.concatenate([np.full(len(fer), -1), tile(ck.groups)]))
+
+
 def load_data(cfg: dict, inputs: tuple[str, ...]):
-    """(train, train chips, val, val chips) for cfg["data"]: FER+ Training/PublicTest, or one
-    subject-independent CK+48 fold ({"name": "ckplus", "fold": k, "n_folds": 10}: the fold is
-    the validation set, the other subjects train)."""
+    """(train, train chips, val, val chips) for cfg["data"]:
+    - {"name": "ferplus"}: FER+ Training / PublicTest;
+    - {"name": "ckplus", "fold": k, "n_folds": 10}: one subject-independent CK+48 fold is the
+      validation set, the other subjects train;
+    - {"name": "ferplus+ckplus", "fold": k | null, "repeat": 4}: FER+ Training plus the CK+
+      subjects outside fold k (all of CK+ when fold is null); validation is fold k, or FER+
+      PublicTest without a fold."""
     data = cfg["data"]
     if data["name"] == "ferplus":
         return (*load_split("train", cfg, inputs), *load_split("val", cfg, inputs))
     if data["name"] == "ckplus":
-        ck = load_ckplus()
-        fold = subject_folds(ck.groups, data.get("n_folds", 10), data.get("seed", 0))[data["fold"]]
-        rest = np.setdiff1d(np.arange(len(ck)), fold)
-        parts = [FaceSet(ck.images[i], ck.labels[i], ck.classes, None, None, ck.groups[i]) for i in (rest, fold)]
-        return parts[0], make_chips(parts[0].images, inputs), parts[1], make_chips(parts[1].images, inputs)
-    raise SystemExit(f"unknown data source {data['name']!r}: use ferplus or ckplus")
+        train, val = ckplus_fold(data)
+        return train, make_chips(train.images, inputs), val, make_chips(val.images, inputs)
+    if data["name"] == "ferplus+ckplus":
+        if inputs != ("face",):
+            raise SystemExit("ferplus+ckplus trains whole-face models only")
+        ck, held = ckplus_fold(data)
+        train = with_ckplus(load_fer("train", cfg["labels"]), ck, data.get("repeat", 4))
+        val = held if held is not None else load_fer("val", cfg["labels"])
+        return train, make_chips(train.images, inputs), val, make_chips(val.images, inputs)
+    raise SystemExit(f"unknown data source {data['name']!r}: use ferplus, ckplus or ferplus+ckplus")
 
 
 def fer2013_targets(train: FaceSet) -> np.ndarray:
@@ -170,17 +198,6 @@ def embed_all(model, chips: dict[str, np.ndarray], device, bs: int = 512, amp: b
         zs.append(z.float().cpu())
         ps.append(torch.softmax(logits.float(), 1).cpu())
     return torch.cat(zs).numpy(), torch.cat(ps).numpy()
-
-
-def cpu_name() -> str:
-    """The CPU's model name (platform.processor() is empty on most Linux systems)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def init_card(init: str | None) -> dict | None:

@@ -27,14 +27,16 @@ def expand(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def make_knn(model, k: int = 11, user: tuple[np.ndarray, np.ndarray] | None = None,
-             user_weight: float = 1.0) -> KNNClassifier:
-    """KNN over the model's reference bank (+ user-labelled embeddings and class names)."""
+             user_weight: float = 1.0, calibrated: bool = True) -> KNNClassifier:
+    """KNN over the model's reference bank (+ user-labelled embeddings and class names), its
+    votes corrected for the bank's class prior as the model card says (raw when not `calibrated`)."""
     X, y = model.reference_bank()
     y = np.asarray(model.classes)[y]
     w = None
     if user is not None and len(user[0]):
         X, y, w = combine_banks(X, y, user[0], user[1], user_weight)
-    return KNNClassifier(k=k, metric=model.metric).fit(X, y, classes=model.classes, sample_weight=w)
+    cw = model.class_weight("knn") if calibrated else None
+    return KNNClassifier(k=k, metric=model.metric, class_weight=cw).fit(X, y, classes=model.classes, sample_weight=w)
 
 
 def classify_photo(path: Path, model, detector, knn: KNNClassifier) -> list[dict]:

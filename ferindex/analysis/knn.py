@@ -11,6 +11,8 @@ from typing import Sequence
 import faiss
 import numpy as np
 
+from .calibration import reweight
+
 METRICS = ("euclidean", "cosine")
 _CHUNK = 4096  # queries per FAISS call: bounds the temporary distance blocks
 
@@ -95,13 +97,16 @@ class KNNClassifier:
     """Distance-weighted KNN over a labelled bank (scikit-learn style: fit -> self, state ends in _).
 
     To combine the shipped reference bank with faces the user labelled, fit on the
-    concatenation (see `combine_banks`); `sample_weight` lets user labels count more.
+    concatenation (see `combine_banks`); `sample_weight` lets user labels count more;
+    `class_weight` (one per class, in `classes` order) corrects the bank's class prior.
     """
 
-    def __init__(self, k: int = 11, weights: str = "distance", metric: str = "euclidean") -> None:
+    def __init__(self, k: int = 11, weights: str = "distance", metric: str = "euclidean",
+                 class_weight: np.ndarray | None = None) -> None:
         self.k = k
         self.weights = weights
         self.metric = metric
+        self.class_weight = class_weight  # prior correction per class (analysis/calibration.py)
 
     def fit(self, X: np.ndarray, y: Sequence, classes: Sequence | None = None,
             sample_weight: np.ndarray | None = None) -> "KNNClassifier":
@@ -129,7 +134,7 @@ class KNNClassifier:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         dist, idx = self.kneighbors(X)
         sw = None if self.sample_weight_ is None else self.sample_weight_[idx]
-        return vote(dist, self.y_[idx], len(self.classes_), self.weights, sw)
+        return reweight(vote(dist, self.y_[idx], len(self.classes_), self.weights, sw), self.class_weight)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
