@@ -1,136 +1,168 @@
-"""End to end in a real browser: `streamlit run ui/app.py -- --index DIR` served on localhost,
-headless Debian Chromium (kept off the network by its flags) uploads a photo on the Search page
-and the result gallery appears; a screenshot is saved.
-
-Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian packages `chromium` and
-`chromium-driver`) and the `selenium` package; skipped with the reason when one is missing.
+"""End to end in a real browser: `streamlit run ui/app.py -- --index DIR` served on localhost
+and headless Debian Chromium (ui/browser.py). On every page that shows album faces, pressing
+"Similar" under a face opens the Search page with that face as the query and its nearest faces;
+an upload on the Search and Classify pages shows its results. A screenshot of each page is
+saved under artifacts/ (git-ignored: it shows faces from the research data; docs/ui/ holds
+screenshots of the sample album, made by scripts/ui_screenshots.py).
 """
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from test_ui import QUERY, n_faces  # album_index: the session's small real index (conftest.py)
+from ui import browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACT = REPO / "artifacts" / "ui_search.png"  # git-ignored: it shows faces from the data
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1100")
-START_TIMEOUT = 40  # s for streamlit to answer its health check
-RESULT_TIMEOUT = 60  # s from upload to the gallery (cold model and detector included)
+ARTIFACTS = browser.REPO / "artifacts"
+RESULT_TIMEOUT = 90  # s from a click to the results (cold model and detector included)
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="no /usr/bin/chromium: install the Debian"
-                       " packages chromium and chromium-driver (apt-get install -y chromium"
-                       " chromium-driver)"),
-    pytest.mark.skipif(not CHROMEDRIVER.is_file(), reason="no /usr/bin/chromedriver: install the"
-                       " Debian package chromium-driver"),
+    pytest.mark.skipif(not browser.CHROMIUM.is_file(), reason="no /usr/bin/chromium: install the"
+                       " Debian packages chromium and chromium-driver (scripts/install_browser.sh)"),
+    pytest.mark.skipif(not browser.CHROMEDRIVER.is_file(), reason="no /usr/bin/chromedriver:"
+                       " install the Debian package chromium-driver"),
 ]
-webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
+pytest.importorskip("selenium.webdriver", reason="pip install selenium")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def people_index(album_index, tmp_path_factory) -> Path:
+    """A copy of the session's index with its people clustered (the People page has faces)."""
+    from ferindex.analysis import people as ppl
+    from ferindex.analysis.album import IDENTITY, load_faces
+    from ferindex.store.catalog import Catalog
+
+    dest = tmp_path_factory.mktemp("browser") / "index"
+    shutil.copytree(album_index, dest)
+    with Catalog.open(dest) as cat:
+        faces = load_faces(cat, IDENTITY)
+        ppl.store_clusters(cat, faces.ids.tolist(), ppl.PeopleClustering().fit(faces.X).labels_)
+    return dest
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"streamlit did not answer within {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
+@pytest.fixture(scope="module")
+def served_app(people_index, tmp_path_factory):
+    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    try:
+        with browser.served(people_index, log) as url:
+            yield url
+    except browser.BrowserError as e:
+        pytest.fail(str(e))
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    d = browser.chromium(tmp_path_factory.mktemp("chromium") / "profile")
+    try:
+        yield d
+    finally:
+        d.quit()
 
 
 @pytest.fixture
-def served_app(album_index, tmp_path):
-    """The app served by `streamlit run` on a free localhost port; stopped afterwards."""
-    port = free_port()
-    log = tmp_path / "streamlit.log"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-           "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "ui" / "app.py"),
-             "--server.headless", "true", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             "--", "--index", str(album_index)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, log)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+def page(served_app, driver):
+    """A fresh session of the app (new page load: empty session state)."""
+    driver.get(served_app)
+    browser.wait_text(driver, "Search by expression", RESULT_TIMEOUT)
+    browser.wait_idle(driver, RESULT_TIMEOUT)
+    return driver
 
 
-@pytest.fixture
-def browser(tmp_path):
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        opts.add_argument(flag)
-    opts.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    driver = webdriver.Chrome(options=opts, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+def screenshot(driver, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert driver.save_screenshot(str(ARTIFACTS / f"ui_{name}.png"))
 
 
-def test_upload_in_browser_shows_gallery(served_app, browser, album_index, tmp_path):
+def assert_searched_from(driver, face_id: int) -> None:
+    """The Search page shows face_id as the query (its own card) and its nearest faces."""
+    browser.wait_until(driver, lambda d: browser.similar_keys(d, "query") == [
+        f"similar_query_{face_id}"] and browser.similar_keys(d, "hit"), RESULT_TIMEOUT,
+        f"no search from face {face_id}")  # the query's own card, then the hits'
+    browser.wait_idle(driver, RESULT_TIMEOUT)
+    assert "% similar" in driver.find_element("tag name", "body").text
+
+
+def prepare_explore(driver) -> None:
+    """Pick the first three faces by id (a lasso is not needed to show faces)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element(By.CSS_SELECTOR, ".st-key-explore_pick input")
+    for _ in range(3):
+        box.click()
+        box.send_keys(Keys.ENTER)
+        browser.wait_idle(driver)
+        box = driver.find_element(By.CSS_SELECTOR, ".st-key-explore_pick input")
+    box.send_keys(Keys.ESCAPE)
+
+
+PAGES = [("Summary", "summary", None), ("Sub-classes", "sub", None),
+         ("Explore", "explore", prepare_explore), ("People", "person", None)]
+
+
+@pytest.mark.parametrize("name,prefix,prepare", PAGES, ids=[p[0] for p in PAGES])
+def test_similar_under_a_face_runs_that_search(page, name, prefix, prepare):
+    browser.goto_page(page, name)
+    if prepare:
+        prepare(page)
+    keys = browser.similar_keys(page, prefix)
+    assert keys, f"no face with a Similar button on {name}"
+    screenshot(page, name.lower().replace("-", ""))
+    face_id = int(keys[0].rsplit("_", 1)[1])
+    browser.click_key(page, keys[0])
+    assert_searched_from(page, face_id)
+
+
+def test_search_pick_then_similar_on_a_hit(page, album_index):
+    from selenium.webdriver.common.by import By
+
+    page.find_element(By.XPATH, "//label[.//p[text()='Pick a face from the album']]").click()
+    browser.wait_idle(page)
+    first = page.find_elements(By.CSS_SELECTOR, "[class*='st-key-pick_']")[0]
+    face = int(next(c for c in first.get_attribute("class").split()
+                    if c.startswith("st-key-pick_")).rsplit("_", 1)[1])
+    browser.click_key(page, f"pick_{face}")
+    assert_searched_from(page, face)
+    hit = browser.similar_keys(page, "hit")[0]
+    browser.click_key(page, hit)
+    assert_searched_from(page, int(hit.rsplit("_", 1)[1]))
+    screenshot(page, "search")
+
+
+def test_open_a_face_shows_its_photo_and_searches(page):
+    browser.goto_page(page, "Summary")
+    key = browser.similar_keys(page, "summary")[0]
+    face = int(key.rsplit("_", 1)[1])
+    browser.click_key(page, f"open_summary_{face}")
+    browser.wait_text(page, f"(face id {face})", RESULT_TIMEOUT)
+    screenshot(page, "face_dialog")
+    browser.click_key(page, "face_search")
+    assert_searched_from(page, face)
+
+
+def test_upload_in_browser_shows_gallery(page, album_index):
+    from selenium.webdriver.common.by import By
 
     from ferindex.config import data_dir
 
-    browser.get(served_app)
-    file_input = WebDriverWait(browser, START_TIMEOUT).until(
-        EC.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
-    file_input.send_keys(str(data_dir() / QUERY))
-    heading = WebDriverWait(browser, RESULT_TIMEOUT).until(EC.presence_of_element_located(
-        (By.XPATH, "//*[contains(text(), 'nearest faces')]")))
+    page.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(data_dir() / QUERY))
     expected = min(12, n_faces(album_index))
-    assert heading.text.startswith(f"{expected} nearest faces")
+    browser.wait_text(page, f"{expected} nearest faces", RESULT_TIMEOUT)
+    browser.wait_idle(page, RESULT_TIMEOUT)
+    assert "obama-240p.jpg: " in page.find_element(By.TAG_NAME, "body").text
+    assert browser.images_loaded(page) >= 1 + 2 * expected  # query + faces + their photos
 
-    def gallery_loaded(driver) -> list | bool:
-        imgs = driver.find_elements(By.CSS_SELECTOR, "[data-testid=stImage] img")
-        loaded = [i for i in imgs if driver.execute_script(
-            "return arguments[0].complete && arguments[0].naturalWidth > 0", i)]
-        return loaded if len(loaded) >= 1 + 2 * expected else False  # query + faces + photos
 
-    WebDriverWait(browser, RESULT_TIMEOUT).until(gallery_loaded)
-    page = browser.find_element(By.TAG_NAME, "body").text
-    assert "obama-240p.jpg: " in page and "d=" in page
-    shot = tmp_path / "ui_search.png"
-    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-    ARTIFACT.parent.mkdir(exist_ok=True)
-    shutil.copyfile(shot, ARTIFACT)
+def test_classify_upload_shows_numbered_photo(page, data_dir):
+    from selenium.webdriver.common.by import By
+
+    browser.goto_page(page, "Classify")
+    photo = data_dir / "photos" / "dlib_faces" / "2008_001009.jpg"
+    page.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
+    browser.wait_text(page, "numbered left to right", RESULT_TIMEOUT)
+    browser.wait_idle(page, RESULT_TIMEOUT)
+    body = page.find_element(By.TAG_NAME, "body").text
+    assert "2 face(s), numbered left to right" in body and body.count("by KNN vote") == 2
+    screenshot(page, "classify")

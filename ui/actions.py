@@ -46,12 +46,15 @@ def go_to_person(person_id: int) -> None:
 
 
 def card_buttons(face_id: int, key: str) -> None:
-    """The two buttons under a gallery card; `key` makes them unique on the page."""
-    st.button("Similar", key=f"similar_{key}_{face_id}", on_click=search_from, args=(face_id,),
-              type="tertiary", icon=":material/search:", help="Search from this face")
-    st.button("Open", key=f"open_{key}_{face_id}", on_click=open_face, args=(face_id,),
-              type="tertiary", icon=":material/open_in_full:",
-              help="The photo large, label, not a face, person")
+    """The two buttons under a gallery card, side by side; `key` makes them unique on the
+    page."""
+    with st.container(horizontal=True, gap="small"):
+        st.button("Similar", key=f"similar_{key}_{face_id}", on_click=search_from,
+                  args=(face_id,), type="tertiary", icon=":material/search:",
+                  help="Search from this face")
+        st.button(":material/open_in_full:", key=f"open_{key}_{face_id}", on_click=open_face,
+                  args=(face_id,), type="tertiary",
+                  help="Open: the photo large, label, not a face, person")
 
 
 def show_flash() -> None:
@@ -85,32 +88,33 @@ def _face_dialog(index: state.Index, face_id: int) -> None:
     ids = [f for f, _ in boxes]
     photo = state.photo_with_boxes(index.album / d["path"], [b for _, b in boxes],
                                    ids.index(face_id))
-    st.markdown(f"**Face {ids.index(face_id) + 1} of {len(ids)}** on `{d['path']}` "
-                f"(face id {face_id}): {reading(label, source, conf, d, classes)}")
+    left, right = st.columns([3, 2])
     if photo is None:
-        st.warning(f"{d['path']}: the photo cannot be read any more (moved or deleted?).")
+        left.warning(f"{d['path']}: the photo cannot be read any more (moved or deleted?).")
     else:
-        st.image(photo, width="stretch")
+        left.image(photo, width="stretch")
     person = d["person_id"]
-    c1, c2, c3 = st.columns(3)
-    c1.button("Search from this face", key="face_search", on_click=search_from, args=(face_id,),
-              type="primary", icon=":material/search:")
-    c2.button(f"Go to {names.get(person) or f'person {person}'}" if person is not None
-              else "No person yet", key="face_person", disabled=person is None,
-              on_click=go_to_person, args=(person,) if person is not None else None)
-    not_face = hasattr(Catalog, "set_not_a_face")  # schema v3 (faces/people work)
-    c3.button("Not a face", key="face_not_face", disabled=not not_face,
-              on_click=mark_not_a_face, args=(index, face_id),
-              help="Hide this detection from every page and search" if not_face else
-              "needs a newer catalog (not available in this version)")
-    c4, c5 = st.columns([3, 1])
-    options = ["(no label of mine)", *classes]
-    mine = d["user_label"]
-    choice = c4.selectbox("Your label", options,
-                          index=options.index(mine) if mine in options else 0,
-                          key=f"face_label_{face_id}")
-    c5.button("Save label", key="face_label_save", on_click=save_label,
-              args=(index, face_id, None if choice == options[0] else choice))
+    with right:
+        st.markdown(f"**Face {ids.index(face_id) + 1} of {len(ids)}** on `{d['path']}` "
+                    f"(face id {face_id}): {reading(label, source, conf, d, classes)}")
+        st.button("Search from this face", key="face_search", on_click=search_from,
+                  args=(face_id,), type="primary", icon=":material/search:")
+        st.button(f"Go to {names.get(person) or f'person {person}'}" if person is not None
+                  else "No person yet", key="face_person", disabled=person is None,
+                  on_click=go_to_person, args=(person,) if person is not None else None,
+                  icon=":material/person:")
+        not_face = hasattr(Catalog, "set_not_a_face")  # schema v3 (faces/people work)
+        st.button("Not a face", key="face_not_face", disabled=not not_face,
+                  on_click=mark_not_a_face, args=(index, face_id), icon=":material/block:",
+                  help="Hide this detection from every page and search" if not_face else
+                  "needs a newer catalog (not available in this version)")
+        options = ["(no label of mine)", *classes]
+        mine = d["user_label"]
+        choice = st.selectbox("Your label", options,
+                              index=options.index(mine) if mine in options else 0,
+                              key=f"face_label_{face_id}")
+        st.button("Save label", key="face_label_save", on_click=save_label,
+                  args=(index, face_id, None if choice == options[0] else choice))
 
 
 def reading(label: str, source: str, conf: float | None, d: dict, classes: list[str]) -> str:

@@ -184,7 +184,7 @@ def render(index: state.Index) -> None:
             all_ids = np.asarray(members[pid], dtype=np.int64)
             all_ids = all_ids[np.isin(all_ids, faces.ids)]  # awaiting a new model's vector
             widgets.gallery(widgets.face_cards(index, faces, widgets.rows_of(
-                faces, all_ids[:SAMPLES])), cols=8, actions=f"person{pid}")
+                faces, all_ids[:SAMPLES])), cols=8, actions=f"person_{pid}")
             _person_tools(index, p, names, faces, all_ids)
 
 
