@@ -198,3 +198,18 @@ def test_query_person_restricts_hits(album):
         with Catalog.open(album / ".ferindex") as cat:
             with cat.transaction():
                 cat.set_person(mine, None)
+
+
+@pytest.mark.parametrize("args", [
+    ["query", "x.jpg", "--k", "0"], ["query", "x.jpg", "--k", "-5"],
+    ["build", ".", "--batch-size", "0"], ["build", ".", "--detector", "nonsense"],
+    ["build", ".", "--upsample", "9"], ["query"], ["frobnicate"], ["info", "--bogus"],
+])
+def test_option_errors_under_json_are_one_json_document(args):
+    """Issue 11.5: click rejects these before any command runs; with --json the failure is
+    still exactly one JSON document on stdout, with the exit code."""
+    res = _run(*args, "--json")
+    assert res.exit_code == 2
+    doc = json.loads(res.stdout)
+    assert doc["exit_code"] == 2 and doc["error"] and "Traceback" not in res.output
+    assert _run(*args).stdout == ""  # without --json: a usage message on stderr only

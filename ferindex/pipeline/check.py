@@ -89,8 +89,9 @@ def _content(cat: Catalog) -> list[Finding]:
     if cat.catalog_id is None:
         out.append(Finding("catalog", "no catalog id (written before ids existed)",
                            "write one; the caches are then rebuilt"))
-    bad_chips = cat.con.execute("SELECT COUNT(*) FROM faces WHERE length(chip) != ?",
-                                (CHIP_SIZE * CHIP_SIZE,)).fetchone()[0]
+    bad_chips = cat.con.execute(  # photos already marked for detection (no hash) are handled
+        "SELECT COUNT(*) FROM faces f JOIN photos p ON p.id = f.photo_id"
+        " WHERE length(f.chip) != ? AND p.hash IS NOT NULL", (CHIP_SIZE * CHIP_SIZE,)).fetchone()[0]
     if bad_chips:
         out.append(Finding("chips", f"{bad_chips} faces have an aligned chip of the wrong size",
                            "mark their photos changed so the next build detects them again"))
@@ -106,7 +107,7 @@ def _cache_kinds(cat: Catalog) -> list[tuple[str, str, str]]:
     """(kind, model id, metric) of every cache this catalog should have."""
     kinds = []
     model_id = cat.get_meta("model_id")
-    if model_id and cat.load_vectors("expression", model_id)[0].size:
+    if model_id and len(cat.vector_faces("expression", model_id)[0]):
         kinds.append(("expression", model_id, cat.get_meta("metric") or "euclidean"))
     if IDENTITY_MODEL in cat.vector_models("identity"):
         kinds.append(("identity", IDENTITY_MODEL, "euclidean"))
@@ -146,7 +147,7 @@ def _cache_problem(cat: Catalog, index_dir: Path, kind: str, model_id: str,
     from faiss import vector_to_array
 
     ids = np.sort(vector_to_array(loaded[0].index.id_map))
-    if not np.array_equal(ids, cat.load_vectors(kind, model_id)[0]):
+    if not np.array_equal(ids, cat.vector_faces(kind, model_id)[0]):
         return "holds other faces than the catalog"
     return None
 
@@ -175,12 +176,18 @@ def _repair(index_dir: Path, problems: list[Finding]) -> list[str]:
     return done
 
 
+def _redetect(con: sqlite3.Connection, where: str, params: tuple = ()) -> int:
+    """Make the next build detect these photos again: a changed stat sends a photo to the
+    hash, and a forgotten hash makes it "changed" rather than "touched"."""
+    return con.execute(f"UPDATE photos SET mtime_ns = -1, hash = NULL WHERE {where}",
+                       params).rowcount
+
+
 def _repair_content(cat: Catalog) -> list[str]:
     done = []
     with cat.transaction():
-        n = cat.con.execute(
-            "UPDATE photos SET mtime_ns = -1 WHERE id IN (SELECT photo_id FROM faces"
-            " WHERE length(chip) != ?)", (CHIP_SIZE * CHIP_SIZE,)).rowcount
+        n = _redetect(cat.con, "id IN (SELECT photo_id FROM faces WHERE length(chip) != ?)",
+                      (CHIP_SIZE * CHIP_SIZE,))
         if n:
             done.append(f"marked {n} photos with damaged chips for detection by the next build")
         n = cat.con.execute("DELETE FROM vectors WHERE length(vec) != 4 * dim").rowcount
@@ -223,8 +230,7 @@ def salvage(index_dir: Path) -> str:
                 new.set_meta("catalog_id", new_id)  # a new catalog: no old cache is trusted
                 new.set_meta("schema_version", str(SCHEMA_VERSION))
                 # photos that lost every face are detected again by the next build
-                new.con.execute("UPDATE photos SET mtime_ns = -1 WHERE status = 'ok' AND id NOT"
-                                " IN (SELECT photo_id FROM faces)")
+                _redetect(new.con, "status = 'ok' AND id NOT IN (SELECT photo_id FROM faces)")
     finally:
         src.close()
     stamp = time.strftime("%Y%m%d-%H%M%S")
