@@ -2,8 +2,11 @@
 
 - photos/dlib_johns: 5 people x 11 aligned 150x150 chips (the whole chip is the face box);
 - photos/face_recognition/examples/knn_examples/train/<person>/: whole photos, faces detected
-  (HOG); a photo with more or fewer than one face is reported and left out.
-Prints pairwise precision/recall and the adjusted Rand index (noise = singleton clusters).
+  (the default detector); a photo with more or fewer than one face is reported and left out;
+- both together (10 people).
+Each face's photo is its cannot-link group (here one face per photo, so the constraint never
+binds: tests/test_people_constraints.py checks it on a group photo). Prints pairwise
+precision/recall and the adjusted Rand index (noise = singleton clusters).
 
     python scripts/eval_people.py [--min-cluster-size 3]
 """
@@ -34,7 +37,7 @@ def knn_examples(root: Path) -> tuple[np.ndarray, np.ndarray]:
     from ferindex.faces.identity import IdentityEncoder
     from ferindex.io.decode import load_rgb
 
-    det, enc = make_detector("hog", upsample=1), IdentityEncoder()
+    det, enc = make_detector("hog", upsample=1), IdentityEncoder()  # the build's default
     X, y = [], []
     train = root / "photos" / "face_recognition" / "examples" / "knn_examples" / "train"
     for p in sorted(f for f in train.glob("*/*") if f.suffix.lower() in IMAGE_EXT):
@@ -49,7 +52,7 @@ def knn_examples(root: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def report(name: str, X: np.ndarray, y: np.ndarray, min_cluster_size: int) -> None:
-    pc = PeopleClustering(min_cluster_size=min_cluster_size).fit(X)
+    pc = PeopleClustering(min_cluster_size=min_cluster_size).fit(X, groups=np.arange(len(X)))
     p, r = pairwise_precision_recall(y, pc.labels_)
     ari = adjusted_rand_score(y, np.where(pc.labels_ < 0, -1 - np.arange(len(y)), pc.labels_))
     print(f"{name:<14}{len(y):>6}{len(set(y)):>8}{pc.labels_.max() + 1:>10}{(pc.labels_ < 0).sum():>7}"
@@ -65,6 +68,7 @@ def main() -> None:
         raise SystemExit(DATA_HINT)
     t = time.time()
     sets = {"dlib_johns": johns(root), "knn_examples": knn_examples(root)}
+    sets["both"] = tuple(np.concatenate([a, b]) for a, b in zip(*sets.values()))
     print(f"descriptors in {time.time() - t:.1f}s")
     print(f"{'set':<14}{'faces':>6}{'people':>8}{'clusters':>10}{'noise':>7}{'precision':>11}"
           f"{'recall':>8}{'ARI':>7}")

@@ -3,9 +3,10 @@
 dlib's 128-d ResNet descriptors put two photos of the same person closer than about 0.6
 (Euclidean) and different people farther apart. HDBSCAN (as in Immich and PhotoPrism's DBSCAN-
 style rules) needs no cluster count and leaves faces it cannot place as noise (-1) instead of
-forcing strangers into someone's cluster. Two repairs follow, both in dlib's own distance units:
-clusters whose centres lie within `merge_distance` are one person split by HDBSCAN's density
-estimate and are merged; a noise face within `attach_distance` of a clustered face is that
+forcing strangers into someone's cluster. Repairs follow, all in dlib's own distance units: a
+clustered face with no other face of its cluster within 0.6 (dlib's same-person threshold) is
+a stranger HDBSCAN took in, and becomes noise; clusters whose centres lie within
+`merge_distance` are one person split by HDBSCAN's density estimate and are merged; a noise face within `attach_distance` of a clustered face is that
 person on a photo too few to form a dense region (small albums), and joins its cluster.
 
 Cannot-link: two faces of one photo are two people (a mirror or a photo of a photo aside), so
@@ -37,8 +38,10 @@ class PeopleClustering:
     descriptor per cluster)."""
 
     def __init__(self, min_cluster_size: int = 3, min_samples: int | None = None,
-                 merge_distance: float = 0.5, attach_distance: float = 0.5) -> None:
+                 merge_distance: float = 0.5, attach_distance: float = 0.5,
+                 stranger_distance: float = SAME_PERSON_DISTANCE) -> None:
         self.min_cluster_size = min_cluster_size
+        self.stranger_distance = stranger_distance
         self.min_samples = min_samples
         self.merge_distance = merge_distance
         self.attach_distance = attach_distance
@@ -61,7 +64,7 @@ class PeopleClustering:
         else:
             labels = HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
                              copy=True).fit_predict(X)
-        labels = _split_shared_photos(X, labels, g)
+        labels = _eject_strangers(X, _split_shared_photos(X, labels, g), self.stranger_distance)
         labels = _attach_noise(X, _merge_close(X, labels, self.merge_distance, g), g,
                                self.attach_distance)
         self.labels_ = _renumber_by_size(labels)
@@ -69,6 +72,22 @@ class PeopleClustering:
         self.centers_ = np.array([X[self.labels_ == c].mean(axis=0) for c in range(n)]).reshape(
             n, X.shape[1])
         return self
+
+
+def _eject_strangers(X: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
+    """A face with no other face of its cluster closer than `distance` (dlib: different people
+    are farther than 0.6) is noise: HDBSCAN with small clusters takes in a lone face of someone
+    else (measured on photos/face_recognition: a one-photo person put with Obama at 0.76)."""
+    labels = labels.copy()
+    for c in np.unique(labels[labels >= 0]):
+        members = np.flatnonzero(labels == c)
+        d = np.linalg.norm(X[members][:, None] - X[members][None], axis=2)
+        np.fill_diagonal(d, np.inf)
+        alone = d.min(axis=1) >= distance
+        labels[members[alone]] = -1
+        if (~alone).sum() == 1:
+            labels[members] = -1  # one face left is no cluster
+    return labels
 
 
 def _split_shared_photos(X: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
