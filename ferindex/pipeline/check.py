@@ -23,7 +23,7 @@ import numpy as np
 
 from ferindex.errors import CatalogError
 from ferindex.pipeline.build import IDENTITY_MODEL
-from ferindex.store.catalog import CATALOG_NAME, CHIP_SIZE, SCHEMA_VERSION, Catalog
+from ferindex.store.catalog import CATALOG_NAME, CHIP_SIZE, SCHEMA_VERSION, Catalog, connect
 from ferindex.store.lock import WriteLock
 from ferindex.store.vectors import (TMP_PATTERN, VectorIndex, data_files, file_checksum,
                                     read_sidecar, remove_stale_tmp, stale_reason)
@@ -69,7 +69,7 @@ def _problems(index_dir: Path) -> list[Finding]:
 def _integrity(path: Path) -> str | None:
     """None when SQLite finds the file sound, else the first few of its complaints."""
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        con = connect(path, read_only=True)  # also where the index folder is read-only
     except sqlite3.Error as e:
         return str(e)
     try:

@@ -238,20 +238,29 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 _VISIBLE = "f.not_a_face = 0"  # faces a user has not marked as "not a face"
 
 
-def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     """A connection in autocommit mode (BEGIN/COMMIT are explicit, so batches are too).
 
     A reader of an index folder it cannot write (a read-only mount, another user's album)
-    cannot create SQLite's `-shm` file: it opens the catalog read-only, and as immutable when no
-    write-ahead log is pending (nobody can be writing to a folder that cannot be written)."""
-    uri = None
-    if read_only and not os.access(path.parent, os.W_OK):
-        wal = path.with_name(path.name + "-wal")
-        pending = wal.is_file() and wal.stat().st_size > 0
-        uri = f"{path.resolve().as_uri()}?{'mode=ro' if pending else 'immutable=1'}"
-    if uri is None:
+    cannot create SQLite's `-shm` file: it opens the catalog read-only, which works while the
+    `-shm` of a writer exists, else as immutable (no connection is open, so no one writes; a
+    write-ahead log left by a killed build would be ignored that way, so that case is refused)."""
+    if not read_only or os.access(path.parent, os.W_OK):
         return sqlite3.connect(path, isolation_level=None, timeout=30.0)
-    return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+    uri = path.resolve().as_uri()
+    con = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=30.0)
+    try:
+        con.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        return con
+    except sqlite3.OperationalError:
+        con.close()
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size:
+            raise CatalogError(
+                f"{path}: the index folder is read-only and holds a write-ahead log a build"
+                " left behind: open it once where the folder can be written (any ferindex"
+                " command does), then it reads anywhere") from None
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, timeout=30.0)
 
 
 def catalog_error(path: Path, e: BaseException) -> CatalogError:
@@ -285,7 +294,7 @@ class Catalog:
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = _connect(self.path, read_only=not create)
+            self.con = connect(self.path, read_only=not create)
         except sqlite3.Error as e:
             raise catalog_error(self.path, e) from None
         self.con.row_factory = sqlite3.Row
