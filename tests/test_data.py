@@ -77,3 +77,17 @@ def test_partial_image_nose_starts_at_landmark_28() -> None:
     lm = template_landmarks(48).copy()
     lm[27, 1], lm[28, 1] = 10.0, 14.0
     assert part_boxes(lm)["nose"][1] == 14.0
+
+
+def test_degrade_blurs_or_relights_about_the_requested_share() -> None:
+    """`degrade` changes about that share of faces (blur or gamma), keeps the rest and the range."""
+    from ferindex.data.inputs import _degrade
+
+    gen = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    x = (torch.rand(400, 1, 48, 48, generator=gen) - 0.5) * 3  # normalised pixels, some clipped
+    out = _degrade(x.clamp(-2, 2), r, 0.6)
+    changed = (out - x.clamp(-2, 2)).abs().amax((1, 2, 3)) > 1e-4
+    assert 0.35 < changed.float().mean() < 0.75
+    assert torch.isfinite(out).all() and out.min() >= -2.0 - 1e-5 and out.max() <= 2.0 + 1e-5
+    assert torch.equal(_degrade(x, r, 0.0), x)

@@ -46,7 +46,7 @@ DEFAULTS = {
     "epochs": 20, "batch_size": 128, "sampler": "random", "max_steps_per_epoch": None,
     "lr": 3e-3, "weight_decay": 5e-4, "threads": 2, "knn_ref": 6000, "landmarks": "artifacts/fer_landmarks.npy",
     "data": {"name": "ferplus"}, "init": None, "select": "best", "sampler_kw": {},
-    "amp": "auto", "erase": 0.0, "aux_fer2013": 0.0, "swa": None, "backbone_lr": 1.0,
+    "amp": "auto", "erase": 0.0, "degrade": 0.0, "aux_fer2013": 0.0, "swa": None, "backbone_lr": 1.0,
 }
 
 
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
         for step, idx in enumerate(sampler):
             if step >= steps:
                 break
-            x = in_layout(augment(to_tensors(train_chips, idx, device), gen, erase=cfg["erase"]), layout)
+            x = in_layout(augment(to_tensors(train_chips, idx, device), gen, erase=cfg["erase"], degrade=cfg["degrade"]), layout)
             y = torch.from_numpy(train.labels[idx]).to(device)
             tgt = soft[idx].to(device) if soft is not None else None
             ids = torch.from_numpy(train.groups[idx]).to(device) if train.groups is not None else None

@@ -43,11 +43,14 @@ def to_tensors(chips: dict[str, np.ndarray], idx: np.ndarray | slice, device: to
 
 
 def augment(batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
-            erase: float = 0.0) -> dict[str, torch.Tensor]:
+            erase: float = 0.0, degrade: float = 0.0) -> dict[str, torch.Tensor]:
     """Random flip + small rotation/scale/shift of the whole face, brightness/contrast jitter on every
     chip. Regions get no geometric change: their crops already vary with the landmarks. With
     probability `erase` a random rectangle of the face (2-20 % of its area) is blanked, so the net
-    cannot lean on one region alone (random erasing; helps on occluded album faces)."""
+    cannot lean on one region alone (random erasing; helps on occluded album faces). With
+    probability `degrade` a face is made to look like a small or badly lit album face: shrunk to
+    16-40 px and upscaled back (the blur of a small face), and/or given a gamma of 0.6-1.7 (low
+    light or overexposure)."""
     out = {}
     for k, x in batch.items():
         b = x.shape[0]
@@ -63,10 +66,23 @@ def augment(batch: dict[str, torch.Tensor], generator: torch.Generator | None = 
             x = torch.nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
             if erase > 0:
                 x = _erase(x, r, erase)
+            if degrade > 0:
+                x = _degrade(x, r, degrade)
         contrast = 1 + (r(b, 1, 1, 1) - 0.5) * 0.4
         bright = (r(b, 1, 1, 1) - 0.5) * 0.4
         out[k] = x * contrast + bright
     return out
+
+
+def _degrade(x: torch.Tensor, r, p: float) -> torch.Tensor:
+    """Small-face blur and gamma changes on a share `p` of the (normalised) faces."""
+    b, _, h, w = x.shape
+    small = int(16 + float(r(1)) * 24)  # one size per batch: a resize is a batch operation
+    blur = torch.nn.functional.interpolate(torch.nn.functional.interpolate(
+        x, size=(small, small), mode="area"), size=(h, w), mode="bilinear", align_corners=False)
+    x = torch.where((r(b) < p / 2).view(b, 1, 1, 1), blur, x)
+    pix = ((x * STD + MEAN).clamp(0, 1)) ** torch.exp((r(b, 1, 1, 1) - 0.4) * 1.3)  # gamma 0.6..1.7
+    return torch.where((r(b) < p / 2).view(b, 1, 1, 1), (pix - MEAN) / STD, x)
 
 
 def _erase(x: torch.Tensor, r, p: float) -> torch.Tensor:
