@@ -106,6 +106,11 @@ def test_export_xmp_read_by_exiftool_photos_unchanged(own_album):
         faces = {int(r[0]): r for r in cat.con.execute(
             "SELECT f.id, p.path, COALESCE(f.user_label, f.knn_label, f.label), f.person_id"
             " FROM faces f JOIN photos p ON p.id = f.photo_id")}
+        hidden = int(cat.con.execute(  # a one-face photo's face, marked "not a face"
+            "SELECT MIN(f.id) FROM faces f JOIN photos p ON p.id = f.photo_id"
+            " WHERE p.path LIKE 'John_Savage_%'").fetchone()[0])
+        cat.set_not_a_face([hidden])
+    hidden_photo = own_album / faces.pop(hidden)[1]
     group = own_album / "2008_001009.jpg"  # two faces
     user_sidecar = group.with_name(group.name + ".xmp")
     subprocess.run([EXIFTOOL, "-o", str(user_sidecar), "-XMP-dc:Subject=holiday",
@@ -113,13 +118,14 @@ def test_export_xmp_read_by_exiftool_photos_unchanged(own_album):
     before = digest(own_album)
 
     dry = cli("export", "--index", str(index), "--xmp", "--dry-run")
-    assert dry["sidecars_written"] == 0 and len(dry["sidecars"]) == len(before)
+    assert dry["sidecars_written"] == 0 and len(dry["sidecars"]) == len(before) - 1
     assert {s["status"] for s in dry["sidecars"]} == {"new", "update"}
     assert sorted(p.name for p in own_album.glob("*.xmp")) == [user_sidecar.name]
 
     doc = cli("export", "--index", str(index), "--xmp")
-    assert doc["sidecars_written"] == len(before)
+    assert doc["sidecars_written"] == len(before) - 1
     assert digest(own_album) == before  # not one byte of any photo changed
+    assert not hidden_photo.with_name(hidden_photo.name + ".xmp").exists()  # no face left
 
     for meta in exiftool(*[str(p) for p in sorted(own_album.glob("*.xmp"))]):
         photo = meta["SourceFile"][:-len(".xmp")]

@@ -265,8 +265,6 @@ def test_face_dialog_label_person_and_search(own_index):
 
 
 def test_face_dialog_not_a_face(own_index):
-    if not hasattr(Catalog, "set_not_a_face"):
-        pytest.skip("Catalog.set_not_a_face (schema v3) is not in this version yet")
     with Catalog.open(own_index) as cat:
         face = int(cat.con.execute("SELECT MIN(id) FROM faces").fetchone()[0])
     total = n_faces(own_index)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ferindex.store.catalog import Catalog
 from ui import state
 
 OPEN = "face_open"  # face id whose dialog is open
@@ -103,11 +102,9 @@ def _face_dialog(index: state.Index, face_id: int) -> None:
                   else "No person yet", key="face_person", disabled=person is None,
                   on_click=go_to_person, args=(person,) if person is not None else None,
                   icon=":material/person:")
-        not_face = hasattr(Catalog, "set_not_a_face")  # schema v3 (faces/people work)
-        st.button("Not a face", key="face_not_face", disabled=not not_face,
-                  on_click=mark_not_a_face, args=(index, face_id), icon=":material/block:",
-                  help="Hide this detection from every page and search" if not_face else
-                  "needs a newer catalog (not available in this version)")
+        st.button("Not a face", key="face_not_face", on_click=mark_not_a_face,
+                  args=(index, face_id), icon=":material/block:",
+                  help="Hide this detection from every page and search")
         options = ["(no label of mine)", *classes]
         mine = d["user_label"]
         choice = st.selectbox("Your label", options,
@@ -143,7 +140,7 @@ def save_label(index: state.Index, face_id: int, label: str | None) -> None:
 
 
 def mark_not_a_face(index: state.Index, face_id: int) -> None:
-    with state.catalog(index) as cat:
+    with state.catalog(index) as cat, cat.transaction():
         cat.set_not_a_face([face_id], flag=True)
     close_face()
     st.session_state[FLASH] = f"Face {face_id} is marked as not a face: it is no longer shown."

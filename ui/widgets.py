@@ -117,13 +117,13 @@ def downloads(index: state.Index, rows: list[dict], key: str, name: str) -> None
         with state.catalog(index) as cat:
             return crops_zip(rows, cat.thumbnails([r["face_id"] for r in rows]))
 
-    c1, c2, c3, _ = st.columns([1, 1, 1.4, 4])
-    c1.download_button("CSV", lambda: tables.to_csv(rows), f"{name}.csv", "text/csv",
+    row = st.container(horizontal=True, gap="small")
+    row.download_button("CSV", lambda: tables.to_csv(rows), f"{name}.csv", "text/csv",
                        key=f"csv_{key}", icon=":material/download:", on_click="ignore")
-    c2.download_button("JSON", lambda: tables.to_json(rows), f"{name}.json",
+    row.download_button("JSON", lambda: tables.to_json(rows), f"{name}.json",
                        "application/json", key=f"json_{key}", icon=":material/download:",
                        on_click="ignore")
-    c3.download_button("Face crops (ZIP)", crops, f"{name}_faces.zip", "application/zip",
+    row.download_button("Face crops (ZIP)", crops, f"{name}_faces.zip", "application/zip",
                        key=f"zip_{key}", icon=":material/download:", on_click="ignore")
 
 

@@ -214,7 +214,9 @@ def duplicate_keys(cat: Catalog) -> dict[int, tuple[str, int]]:
 
 
 def photo_boxes(cat: Catalog, face_id: int) -> list[tuple[int, list[int]]]:
-    """(face id, box) of every face on the photo of `face_id`, left to right."""
+    """(face id, box) of every face on the photo of `face_id`, left to right (faces marked "not
+    a face" left out, but `face_id` itself)."""
     return [(int(r[0]), [r[1], r[2], r[3], r[4]]) for r in cat.con.execute(
         "SELECT id, x0, y0, x1, y1 FROM faces WHERE photo_id ="
-        " (SELECT photo_id FROM faces WHERE id = ?) ORDER BY face_idx", (int(face_id),))]
+        " (SELECT photo_id FROM faces WHERE id = ?) AND (not_a_face = 0 OR id = ?)"
+        " ORDER BY face_idx", (int(face_id), int(face_id)))]

@@ -34,13 +34,15 @@ class SidecarPlan:
 
 
 def photo_tags(cat: Catalog) -> dict[str, PhotoTags]:
-    """{photo path relative to the album: its tags}: every face with its shown label (the
-    user's, else the KNN vote, else the model's) and its person's name, if named."""
+    """{photo path relative to the album: its tags}: every face (but those marked "not a face")
+    with its shown label (the user's, else the KNN vote, else the model's) and its person's
+    name, if named."""
     rows = cat.con.execute(
         "SELECT p.path, p.width, p.height, f.id, f.x0, f.y0, f.x1, f.y1,"
         " COALESCE(f.user_label, f.knn_label, f.label, 'unknown'), pe.name"
         " FROM faces f JOIN photos p ON p.id = f.photo_id"
-        " LEFT JOIN people pe ON pe.id = f.person_id ORDER BY p.path, f.face_idx").fetchall()
+        " LEFT JOIN people pe ON pe.id = f.person_id WHERE f.not_a_face = 0"
+        " ORDER BY p.path, f.face_idx").fetchall()
     by_photo: dict[str, tuple[int, int, list[Region]]] = {}
     for path, w, h, fid, x0, y0, x1, y1, label, name in rows:
         if not w or not h:
