@@ -200,6 +200,8 @@ def test_kill_9_then_rerun_matches_a_clean_build(labelled, reference, tmp_path, 
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     if point == "cache":
         assert list(index.glob(".*.tmp*"))  # what a kill during the cache write leaves
+        res, doc = cli("check", "--index", str(index))
+        assert res.exit_code == 2 and "killed process" in doc["problems"][-1]["problem"]
     res, doc = cli("info", "--index", str(index))
     assert res.exit_code == 0 and doc["last_build"]["finished"] is None  # shown as killed
     rerun = build_album(album, index, OPTS)

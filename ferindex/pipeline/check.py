@@ -25,8 +25,8 @@ from ferindex.errors import CatalogError
 from ferindex.pipeline.build import IDENTITY_MODEL
 from ferindex.store.catalog import CATALOG_NAME, CHIP_SIZE, SCHEMA_VERSION, Catalog, connect
 from ferindex.store.lock import WriteLock
-from ferindex.store.vectors import (TMP_PATTERN, VectorIndex, data_files, file_checksum,
-                                    read_sidecar, remove_stale_tmp, stale_reason)
+from ferindex.store.vectors import (VectorIndex, data_files, file_checksum, read_sidecar,
+                                    remove_stale_tmp, stale_reason, stale_tmp_files)
 
 REBUILD = "rebuild it from the catalog"
 SALVAGE = ("copy every readable row into a new catalog (the damaged file is kept as"
@@ -63,7 +63,7 @@ def _problems(index_dir: Path) -> list[Finding]:
         with Catalog.open(index_dir) as cat:
             found = _content(cat) + _caches(cat, index_dir)
     return found + [Finding(p.name, "temporary file left by a killed process", "delete it")
-                    for p in index_dir.iterdir() if TMP_PATTERN.match(p.name)]
+                    for p in stale_tmp_files(index_dir)]
 
 
 def _integrity(path: Path) -> str | None:

@@ -316,19 +316,22 @@ def open_index(catalog: Catalog, index_dir: str | Path, *, kind: str, model_id: 
     return vi
 
 
-TMP_PATTERN = re.compile(r"^\..+\.tmp(\d+)$")  # what _write_atomic leaves when killed
+_TMP_PATTERN = re.compile(r"^\..+\.tmp(\d+)$")  # what _write_atomic leaves when killed
+
+
+def stale_tmp_files(index_dir: str | Path) -> list[Path]:
+    """Temporary files left in the index folder by processes that are gone (a kill -9 during a
+    cache write); the file of a live process is not stale."""
+    return [p for p in sorted(Path(index_dir).iterdir())
+            if (m := _TMP_PATTERN.match(p.name)) and not _alive(int(m.group(1)))]
 
 
 def remove_stale_tmp(index_dir: str | Path) -> list[str]:
-    """Delete temporary files left in the index folder by killed processes (a kill -9 or a
-    full disk during a cache write); a live process's file is left alone. Returns the names."""
-    removed = []
-    for path in Path(index_dir).iterdir():
-        m = TMP_PATTERN.match(path.name)
-        if m and not _alive(int(m.group(1))):
-            path.unlink(missing_ok=True)
-            removed.append(path.name)
-    return removed
+    """Delete the stale temporary files of the index folder; returns their names."""
+    removed = stale_tmp_files(index_dir)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return [p.name for p in removed]
 
 
 def _alive(pid: int) -> bool:
