@@ -63,6 +63,8 @@ def guarded(as_json: bool, fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         output.fail("interrupted: everything committed so far is kept; run the same command"
                     " again to resume", 130, as_json)
+    except (typer.Exit, typer.Abort):  # a body that already reported its failure
+        raise
     except Exception as e:
         traceback.print_exc(file=sys.stderr)
         output.fail(f"internal error ({type(e).__name__}: {e}); please report it with the"
