@@ -46,7 +46,7 @@ from ferindex.errors import CatalogError
 
 CATALOG_NAME = "catalog.sqlite"
 CATALOG_ID_KEY = "catalog_id"  # meta key of the catalog's random identity (see Catalog.catalog_id)
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 CHIP_SIZE = 48
 
 _SCHEMA_V1 = """
@@ -160,12 +160,19 @@ def _migrate_v3_to_v4(con: sqlite3.Connection) -> None:
     con.execute("ALTER TABLE faces ADD COLUMN person_locked INTEGER NOT NULL DEFAULT 0")
 
 
+def _migrate_v4_to_v5(con: sqlite3.Connection) -> None:
+    """A partial index of the faces marked "not a face": vector reads filter them out without
+    touching face rows, which hold the chip and thumbnail (overflow pages: at a million faces,
+    reading one flag per face meant reading the whole 8 GB table)."""
+    con.execute("CREATE INDEX faces_hidden ON faces (id) WHERE not_a_face = 1")
+
+
 # MIGRATIONS[v] upgrades a catalog at schema version v to v + 1 (0 = empty file); each runs
 # inside one transaction together with the user_version bump.
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: dict[int, Migration] = {0: lambda con: _run_script(con, _SCHEMA_V1),
                                     1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3,
-                                    3: _migrate_v3_to_v4}
+                                    3: _migrate_v3_to_v4, 4: _migrate_v4_to_v5}
 MARK_IOU = 0.5  # a re-detected box this close to a marked one is the same (non-)face
 
 
@@ -236,6 +243,7 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 _VISIBLE = "f.not_a_face = 0"  # faces a user has not marked as "not a face"
+_HIDDEN = "SELECT id FROM faces WHERE not_a_face = 1"  # by the partial index faces_hidden
 
 
 def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
@@ -534,8 +542,8 @@ class Catalog:
         """Vectors of one kind and model: (face ids int64 (N,), float32 (N, d)) by face id;
         all of them, or those of `face_ids` that have one. Faces marked "not a face" have none:
         this is what hides them from search and analysis."""
-        sql = ("SELECT v.face_id, v.dim, v.vec FROM vectors v JOIN faces f ON f.id = v.face_id"
-               f" WHERE {_VISIBLE} AND v.kind = ? AND v.model_id = ?")
+        sql = ("SELECT v.face_id, v.dim, v.vec FROM vectors v WHERE v.kind = ?"
+               f" AND v.model_id = ? AND v.face_id NOT IN ({_HIDDEN})")
         if face_ids is None:
             rows = self.con.execute(sql + " ORDER BY v.face_id", (kind, model_id)).fetchall()
         else:
@@ -551,12 +559,23 @@ class Catalog:
         """(face ids int64, when their photo was indexed float64) of the faces `load_vectors`
         returns, by face id, without reading the vectors: what an incremental cache update
         compares against (store/vectors.py: refreshed_index)."""
-        rows = self.con.execute(
-            "SELECT v.face_id, p.indexed_at FROM vectors v JOIN faces f ON f.id = v.face_id"
-            f" JOIN photos p ON p.id = f.photo_id WHERE {_VISIBLE} AND v.kind = ?"
-            " AND v.model_id = ? ORDER BY v.face_id", (kind, model_id)).fetchall()
-        return (np.fromiter((r[0] for r in rows), np.int64, len(rows)),
-                np.fromiter((r[1] for r in rows), np.float64, len(rows)))
+        ids = self._column("SELECT face_id FROM vectors WHERE kind = ? AND model_id = ?"
+                           f" AND face_id NOT IN ({_HIDDEN}) ORDER BY face_id", (kind, model_id))
+        # face -> photo from the faces_photo index, photo -> time from the small photo rows
+        face_photo = self._column("SELECT id, photo_id FROM faces INDEXED BY faces_photo", (), 2)
+        face_photo = face_photo[:, np.argsort(face_photo[0])]
+        photo_at = self._column("SELECT id, indexed_at FROM photos ORDER BY id", (), 2)
+        photo = face_photo[1][np.searchsorted(face_photo[0], ids)].astype(np.int64)
+        return ids, photo_at[1][np.searchsorted(photo_at[0], photo)]
+
+    def _column(self, sql: str, params: tuple, width: int = 1) -> np.ndarray:
+        """A query's numeric result as an array, (n,) or (width, n), without Row objects."""
+        cur = self.con.cursor()
+        cur.row_factory = None
+        rows = cur.execute(sql, params).fetchall()
+        if width == 1:
+            return np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        return np.array(rows, np.float64).reshape(len(rows), width).T
 
     def vector_models(self, kind: str) -> list[str]:
         """Model ids that have vectors of `kind` (e.g. the identity descriptor's)."""
