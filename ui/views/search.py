@@ -57,9 +57,9 @@ def search_face(index: state.Index, face_id: int, k: int, keep: set[int] | None 
     with state.catalog(index) as cat:
         hits = search(cat, vi, faces.X[row], _wanted(index, k, keep) + 1,
                       state.model(index).classes)
-    same = state.duplicate_keys(index).get(face_id)
-    hits = [h for h in hits if h["face_id"] != face_id
-            and state.duplicate_keys(index).get(h["face_id"]) != same]
+    keys = state.duplicate_keys(index)
+    same = keys.get(face_id)
+    hits = [h for h in hits if h["face_id"] != face_id and keys.get(h["face_id"]) != same]
     card = widgets.face_cards(index, faces, [row])[0]
     return Result(card, _filtered(index, hits, keep, k))
 
