@@ -61,3 +61,21 @@ def test_describe_nodes_says_what_differs():
     assert any("mouth open 100% (parent 50%)" in t and "less surprise" in t for t in texts)
     assert any("mouth open 0% (parent 50%)" in t and "more surprise" in t for t in texts)
     assert all("50% of happy" in t for t in texts)
+
+
+def test_map_png_uses_the_shared_palette(tmp_path, monkeypatch):
+    """`ferindex map` draws each group in the colour the UI's Explore scatter gives it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.axes import Axes
+
+    from ferindex.cli.analysis_cmds import _scatter
+
+    drawn, scatter = {}, Axes.scatter
+    monkeypatch.setattr(Axes, "scatter", lambda self, x, y, **kw: drawn.setdefault(
+        kw["label"].rsplit(" (", 1)[0], kw["color"]) and scatter(self, x, y, **kw))
+    groups = np.array(["10", "2", "none", "1", "2"])
+    _scatter(np.zeros((5, 2)), groups, tmp_path / "map.png", "t")
+    assert list(drawn) == ["1", "2", "10", "none"]  # numeric order, missing last
+    assert drawn == colours(groups) and (tmp_path / "map.png").stat().st_size > 1000
