@@ -49,12 +49,11 @@ def digest(folder: Path) -> dict[str, str]:
 
 @pytest.fixture
 def own_album(album_index, tmp_path) -> Path:
-    """A private copy of the session's small real album and its index (sidecars go beside the
-    photos); returns the album folder."""
+    """A private copy of the session's small real album and its index; returns the album
+    folder. The catalog still names the original album: export follows the index's folder
+    (an album moved with its .ferindex), so sidecars go beside these copies."""
     dest = tmp_path / "album"
     shutil.copytree(album_index.parent, dest)
-    with Catalog.open(dest / ".ferindex") as cat, cat.transaction():
-        cat.set_meta("album", str(dest))
     return dest
 
 
@@ -167,8 +166,15 @@ def test_export_rows_and_crops(own_album, tmp_path):
 
         img = Image.open(io.BytesIO(zf.read(jpgs[0])))
         assert img.format == "JPEG" and min(img.size) >= 32
+    assert {Path(r["path"]).parent for r in rows} == {own_album}  # the album as it is now
     r = runner.invoke(app, ["export", "--index", str(index), "--json"])
     assert r.exit_code == 2 and "nothing to export" in json.loads(r.stdout)["error"]
+    gone = own_album / "obama_small.jpg"
+    gone.unlink()
+    plans = {Path(p["photo"]).name: p for p in cli(
+        "export", "--index", str(index), "--xmp", "--dry-run")["sidecars"]}
+    assert plans[gone.name]["status"] == "skipped" and "not found" in plans[gone.name]["reason"]
+    assert {p["status"] for n, p in plans.items() if n != gone.name} == {"new"}
 
 
 # -- find ranks by what varies ------------------------------------------------------------------

@@ -544,10 +544,11 @@ def export(
     (digiKam, darktable, Lightroom, Immich). Photos themselves are never written to."""
     from ferindex.analysis import people as ppl
     from ferindex.analysis.album import album_root
+    from ferindex.config import INDEX_DIRNAME
     from ferindex.export import sidecars, tables
     from ferindex.export.crops import crops_zip
 
-    def body(_: Path, cat: "Catalog", faces: "AlbumFaces") -> dict:
+    def body(where: Path, cat: "Catalog", faces: "AlbumFaces") -> dict:
         if not (csv or json_file or crops or xmp):
             raise FerindexError("nothing to export: give --csv, --json-file, --crops and/or --xmp")
         keep = np.ones(len(faces), dtype=bool)
@@ -555,7 +556,9 @@ def export(
             keep &= faces.person_ids == ppl.resolve_person(cat, person)
         if expression is not None:
             keep &= faces.labels == _match_class(expression, _classes(cat))
-        root = album_root(cat)
+        # an index inside its album goes where the album goes: sidecars beside the photos
+        # that are there now, not at the path the album had when it was built
+        root = where.parent if where.name == INDEX_DIRNAME else album_root(cat)
         names = {p["id"]: p["name"] for p in ppl.list_people(cat)}
         rows = [{**_face_doc(faces, i, root), "person_id": _person(faces, i),
                  "person": names.get(_person(faces, i))} for i in np.flatnonzero(keep)]

@@ -63,6 +63,10 @@ def plan(cat: Catalog, album: Path, out: Path | None = None) -> list[SidecarPlan
     plans = []
     for rel, tags in photo_tags(cat).items():
         path = sidecar_path(album, rel, out)
+        if not (album / rel).is_file():
+            plans.append(SidecarPlan(album / rel, path, SKIPPED, tags,
+                                     reason="photo not found (moved or deleted since the build)"))
+            continue
         try:
             old = path.read_bytes() if path.is_file() else None
             content = merge(old, tags)
