@@ -2,7 +2,7 @@
 measured side by side in one run on this CPU (the network's cost depends on its architecture,
 not its weights, so v1 is rebuilt from its recorded architecture with random weights).
 
-    python scripts/bench_embed.py [--threads 1 2] [--batch 64] [--faces 512] [--json]
+    python scripts/bench_embed.py [--model NAME|PATH] [--threads 1 2] [--batch 64] [--faces 512] [--json]
 
 Prints ms per face (median of 5 timed runs after a warm-up) for batched album-style embedding
 and for a single face (a query), both with each model's mirror test-time augmentation.
@@ -47,6 +47,7 @@ def ms_per_face(model: ExpressionModel, crops: np.ndarray, batch: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="the model to compare with v1 (default: the shipped one)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--faces", type=int, default=512)
@@ -54,8 +55,8 @@ def main() -> None:
     args = ap.parse_args()
     crops = np.random.default_rng(0).integers(0, 256, (args.faces, 48, 48), dtype=np.uint8)
     models = {"v1 (default-3fb86bd5d14e architecture)": v1_model()}
-    shipped = load_model()
-    models[f"shipped ({shipped.model_id})"] = shipped
+    other = load_model(args.model)
+    models[f"{'shipped' if args.model is None else 'model'} ({other.model_id})"] = other
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)

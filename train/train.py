@@ -3,10 +3,11 @@
     python train/train.py train/configs/default.json [--set key=value ...] [--out runs/NAME]
         [--resume] [--export ferindex/models/default]
 
-Runs on a GPU with float16 mixed precision when one is present, else on the CPU with bfloat16
-autocast and channels-last tensors (2.2x the float32 speed on an AVX512-BF16 CPU; "amp": false
-turns both off). Seeded. Writes a
-checkpoint per epoch (resume with --resume), a JSONL log of every loss term and the validation
+Runs on a GPU with float16 mixed precision when one is present, else on the CPU with
+channels-last tensors and bfloat16 autocast only where it measures faster than float32 on this
+CPU and model ("amp": "auto", the default; true/false force it): 2.2x on an AMD EPYC with
+AVX512-BF16, about equal on some Xeons, ~10x slower where bf16 is emulated (AVX2 only). Seeded.
+Writes a checkpoint per epoch (resume with --resume), a JSONL log of every loss term and the validation
 accuracy/KNN accuracy per epoch, and on --export the safetensors weights, the model card (JSON)
 and the labelled reference bank (training-face embeddings + labels, no images).
 """
