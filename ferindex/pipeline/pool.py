@@ -4,13 +4,20 @@ decode -> detect -> landmarks -> align -> identity is CPU-bound dlib/OpenCV work
 GIL, so threads would not help; each worker process builds its own FaceExtractor (models load
 once per worker) and returns PhotoResults without expression vectors: the expression network
 runs batched in the writer (build.py `_commit`), which keeps one copy of torch and its threads.
-Workers start with "spawn" (a fork of a process that already runs torch's thread pools can
-deadlock). At most `2 * workers` photos are in flight, so memory stays flat on any album, and
-results are yielded as they finish (the writer commits them in any order).
+Workers are spawned, not forked: a fork of a process whose OpenCV thread pool has run hangs in
+the child's first OpenCV call (measured: the writer aligns and embeds with OpenCV and torch
+threads), and a forked child would also keep the writer's flock alive after the writer was
+killed. As with any spawned pool, a script that calls build_album must guard its entry point
+(`if __name__ == "__main__":`); `ferindex build` does. At most `2 * workers` photos are in
+flight, so memory stays flat on any album, and results are yielded as they finish (the writer
+commits them in any order).
+A worker whose build was killed (SIGKILL leaves no chance to stop it) exits within a second.
 """
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -24,10 +31,20 @@ if TYPE_CHECKING:
 _extractor: FaceExtractor | None = None  # one per worker process
 
 
-def _init(options: "BuildOptions") -> None:
+def _init(options: "BuildOptions", parent: int) -> None:
+    import cv2
+
     global _extractor
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker
+    cv2.setNumThreads(1)  # one core per worker
     _extractor = FaceExtractor(options)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once its build process is gone (it would wait for work forever)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _run(task: PhotoTask) -> PhotoResult:
@@ -52,7 +69,7 @@ class PoolEngine:
     def __call__(self, tasks: Iterable[PhotoTask]) -> Iterator[PhotoResult]:
         todo = iter(tasks)
         with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
-                                 initializer=_init, initargs=(self.options,)) as pool:
+                                 initializer=_init, initargs=(self.options, os.getpid())) as pool:
             running: set[Future] = set()
             while True:
                 for task in todo:
