@@ -86,12 +86,12 @@ def test_refresh_appends_and_removes_like_a_full_build(tmp_path, monkeypatch, fl
             "flat" if flat_max > 3_000 else "ivf")
 
         last = max(cat.photo_index().values(), key=lambda r: r.id)
-        top_face = int(cat.vector_faces(KIND, MODEL)[0].max())
+        top_face = int(cat.vector_face_ids(KIND, MODEL).max())
         with cat.transaction():  # the newest photo goes: SQLite will hand its face id out again
             cat.delete_photos([last.id, 1])
             cat.set_not_a_face([5])  # hidden faces leave the cache too
         _add_photos(cat, "new", new)
-        assert top_face in set(cat.vector_faces(KIND, MODEL)[0].tolist())  # id reused
+        assert top_face in set(cat.vector_face_ids(KIND, MODEL).tolist())  # id reused
 
         reads = []
         load = cat.load_vectors

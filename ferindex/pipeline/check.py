@@ -107,7 +107,7 @@ def _cache_kinds(cat: Catalog) -> list[tuple[str, str, str]]:
     """(kind, model id, metric) of every cache this catalog should have."""
     kinds = []
     model_id = cat.get_meta("model_id")
-    if model_id and len(cat.vector_faces("expression", model_id)[0]):
+    if model_id and len(cat.vector_face_ids("expression", model_id)):
         kinds.append(("expression", model_id, cat.get_meta("metric") or "euclidean"))
     if IDENTITY_MODEL in cat.vector_models("identity"):
         kinds.append(("identity", IDENTITY_MODEL, "euclidean"))
@@ -147,7 +147,7 @@ def _cache_problem(cat: Catalog, index_dir: Path, kind: str, model_id: str,
     from faiss import vector_to_array
 
     ids = np.sort(vector_to_array(loaded[0].index.id_map))
-    if not np.array_equal(ids, cat.vector_faces(kind, model_id)[0]):
+    if not np.array_equal(ids, cat.vector_face_ids(kind, model_id)):
         return "holds other faces than the catalog"
     return None
 

@@ -555,27 +555,26 @@ class Catalog:
         X = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), rows[0][1])
         return ids, X.copy()
 
-    def vector_faces(self, kind: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(face ids int64, when their photo was indexed float64) of the faces `load_vectors`
-        returns, by face id, without reading the vectors: what an incremental cache update
-        compares against (store/vectors.py: refreshed_index)."""
-        ids = self._column("SELECT face_id FROM vectors WHERE kind = ? AND model_id = ?"
-                           f" AND face_id NOT IN ({_HIDDEN}) ORDER BY face_id", (kind, model_id))
-        # face -> photo from the faces_photo index, photo -> time from the small photo rows
-        face_photo = self._column("SELECT id, photo_id FROM faces INDEXED BY faces_photo", (), 2)
-        face_photo = face_photo[:, np.argsort(face_photo[0])]
-        photo_at = self._column("SELECT id, indexed_at FROM photos ORDER BY id", (), 2)
-        photo = face_photo[1][np.searchsorted(face_photo[0], ids)].astype(np.int64)
-        return ids, photo_at[1][np.searchsorted(photo_at[0], photo)]
+    def vector_face_ids(self, kind: str, model_id: str) -> np.ndarray:
+        """Ids (int64, ascending) of the faces `load_vectors` returns, without reading vectors:
+        the primary key's index covers the query."""
+        return self._column(
+            "SELECT face_id FROM vectors INDEXED BY sqlite_autoindex_vectors_1 WHERE kind = ?"
+            f" AND model_id = ? AND face_id NOT IN ({_HIDDEN}) ORDER BY face_id",
+            (kind, model_id))
 
-    def _column(self, sql: str, params: tuple, width: int = 1) -> np.ndarray:
-        """A query's numeric result as an array, (n,) or (width, n), without Row objects."""
+    def faces_indexed_after(self, t: float) -> np.ndarray:
+        """Ids (int64, ascending) of the faces whose photo was indexed after time `t`."""
+        return np.sort(self._column(
+            "SELECT f.id FROM photos p JOIN faces f INDEXED BY faces_photo"
+            " ON f.photo_id = p.id WHERE p.indexed_at > ?", (float(t),)))
+
+    def _column(self, sql: str, params: tuple) -> np.ndarray:
+        """A one-column integer query as an int64 array, without Row objects."""
         cur = self.con.cursor()
         cur.row_factory = None
         rows = cur.execute(sql, params).fetchall()
-        if width == 1:
-            return np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        return np.array(rows, np.float64).reshape(len(rows), width).T
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows))
 
     def vector_models(self, kind: str) -> list[str]:
         """Model ids that have vectors of `kind` (e.g. the identity descriptor's)."""

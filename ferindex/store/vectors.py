@@ -223,7 +223,7 @@ def refreshed_index(catalog: Catalog, index_dir: str | Path, *, kind: str, model
     clock steps) is replaced too; whatever else is in both is the same face with the same
     vector (moves keep their faces, a model change is another cache).
     """
-    face_ids, indexed_at = catalog.vector_faces(kind, model_id)
+    face_ids = catalog.vector_face_ids(kind, model_id)
     if not len(face_ids):
         return None
     loaded = VectorIndex.load(index_dir, kind)
@@ -236,11 +236,13 @@ def refreshed_index(catalog: Catalog, index_dir: str | Path, *, kind: str, model
         if (written is not None and side.catalog_id == catalog.catalog_id
                 and side.model_id == model_id and side.metric == metric
                 and ann.still_fits(vi.index, len(face_ids), vi.dim)):
-            have = ann.index_ids(vi.index)
-            renewed = face_ids[indexed_at > written]
-            added = np.union1d(np.setdiff1d(face_ids, have), renewed)
+            have = np.sort(ann.index_ids(vi.index))
+            renewed = catalog.faces_indexed_after(written)
+            added = np.union1d(face_ids[~np.isin(face_ids, have, assume_unique=True)],
+                               renewed[np.isin(renewed, face_ids, assume_unique=True)])
             if len(added) <= len(face_ids) // 2:  # else one full read is cheaper
-                removed = np.union1d(np.setdiff1d(have, face_ids), np.intersect1d(have, renewed))
+                removed = np.union1d(have[~np.isin(have, face_ids, assume_unique=True)],
+                                     renewed[np.isin(renewed, have, assume_unique=True)])
                 ids, X = catalog.load_vectors(kind, model_id, added.tolist())
                 vi.apply(removed, ids, X)
                 return vi
