@@ -1,5 +1,6 @@
-"""Pieces several pages draw: face galleries, probability bars, people names, and the bridge
-from an uploaded file to the pipeline functions that take a path."""
+"""Pieces several pages draw: face galleries (with each face's actions), result downloads,
+people names, and the bridge from an uploaded file to the pipeline functions that take a
+path."""
 from __future__ import annotations
 
 import tempfile
@@ -13,6 +14,7 @@ import streamlit as st
 
 from ferindex.errors import FerindexError
 from ui import state
+from ui.actions import card_buttons
 
 
 class UploadProblem(Exception):
@@ -72,8 +74,6 @@ def face_cards(index: state.Index, faces, rows: Sequence[int], caption=None) -> 
 def gallery(cards: Sequence[Card], cols: int = 6, actions: str | None = None) -> None:
     """Faces in rows of `cols`, each with its caption, then its photo and note if given; with
     `actions` (a key unique on the page) album faces get their "Similar" and "Open" buttons."""
-    from ui.actions import card_buttons
-
     for start in range(0, len(cards), cols):
         for col, card in zip(st.columns(cols), cards[start:start + cols]):
             with col:
@@ -130,19 +130,6 @@ def downloads(index: state.Index, rows: list[dict], key: str, name: str) -> None
 def rows_of(faces, face_ids: Sequence[int]) -> np.ndarray:
     """Row positions in an AlbumFaces (ids are sorted: the catalog returns them by id)."""
     return np.searchsorted(faces.ids, np.asarray(face_ids, dtype=np.int64))
-
-
-def prob_bars(classes: Sequence[str], series: Mapping[str, Mapping[str, float]]):
-    """Grouped horizontal bars, one group per class, one colour per distribution."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure([go.Bar(name=name, y=list(classes), x=[float(p.get(c, 0.0)) for c in classes],
-                            orientation="h") for name, p in series.items()])
-    fig.update_layout(barmode="group", height=40 + 34 * len(classes),
-                      margin=dict(l=0, r=0, t=8, b=0),
-                      xaxis=dict(range=[0, 1], title="probability"),
-                      yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.25))
-    return fig
 
 
 def people_names(index: state.Index) -> dict[int, str]:
