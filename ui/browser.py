@@ -24,7 +24,7 @@ SIZE = (1400, 1000)  # the window every check and screenshot uses
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--hide-scrollbars")
-START_TIMEOUT = 40  # s for streamlit to answer its health check
+START_TIMEOUT = 120  # s for streamlit to answer its health check (slow on a busy 2-core machine)
 
 
 class BrowserError(RuntimeError):
