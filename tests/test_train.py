@@ -122,3 +122,10 @@ def test_auto_precision_times_the_real_model(trainer, monkeypatch) -> None:
     assert trainer.choose_amp("auto", cpu, model, x) is True
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert trainer.choose_amp(False, cpu, model, x) is False and trainer.choose_amp(True, cpu, model, x) is True
+
+
+def test_bank_keeps_each_distinct_face_once(trainer) -> None:
+    """CK+ faces repeated for training (and FER's byte-identical duplicates) enter the bank once."""
+    a, b = np.zeros((48, 48), np.uint8), np.full((48, 48), 7, np.uint8)
+    images = np.stack([a, b, a, b, b, np.eye(48, dtype=np.uint8)])
+    assert trainer.distinct_faces(images).tolist() == [0, 1, 5]

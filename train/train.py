@@ -124,6 +124,13 @@ def load_data(cfg: dict, inputs: tuple[str, ...]):
     raise SystemExit(f"unknown data source {data['name']!r}: use ferplus, ckplus or ferplus+ckplus")
 
 
+def distinct_faces(images: np.ndarray) -> np.ndarray:
+    """Sorted indices of the first copy of each distinct image: the reference bank holds every
+    training face once, however often training repeated it."""
+    _, first = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
+    return np.sort(first)
+
+
 def fer2013_targets(train: FaceSet) -> np.ndarray:
     """The original FER2013 label of each FER+ Training row (-1 where it has none), for the
     auxiliary head that teaches the embedding FER2013's own class boundaries as well."""
@@ -221,6 +228,8 @@ def model_card(cfg: dict, classes: list[str], arch: dict, inputs: tuple[str, ...
     """The exported model's card: what ferindex needs to rebuild and feed the network, and how
     it was trained and selected."""
     data = "FER2013 Training with FER+ vote distributions" if cfg["labels"] == "ferplus" else "FER2013 Training"
+    if cfg["data"]["name"] == "ferplus+ckplus":
+        data += f" + CK+48 ({'all subjects' if cfg['data'].get('fold') is None else 'subjects outside fold ' + str(cfg['data']['fold'])}, x{cfg['data'].get('repeat', 4)})"
     if cfg["aux_fer2013"]:
         data += " + original FER2013 labels (auxiliary head, not exported)"
     training = {"data": data, "amp": amp, "selection": "best FER+ PublicTest KNN(K=11) accuracy (dedup)", "config": cfg,
@@ -378,8 +387,9 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(summary))
     if args.export:
         card = model_card(cfg, train.classes, arch, inputs, best, duration, hardware, parent, amp)
-        lms = np.load(cfg["landmarks"])[train.rows] if any(k != "face" for k in inputs) and train.rows is not None else None
-        export_model(model.cpu(), card, train.images, train.labels, args.export, lms)
+        keep = distinct_faces(train.images)  # repeated (oversampled) faces would cast several KNN votes
+        lms = np.load(cfg["landmarks"])[train.rows[keep]] if any(k != "face" for k in inputs) and train.rows is not None else None
+        export_model(model.cpu(), card, train.images[keep], train.labels[keep], args.export, lms)
         print(f"exported to {args.export}")
 
 
