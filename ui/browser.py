@@ -25,6 +25,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--hide-scrollbars")
 START_TIMEOUT = 120  # s for streamlit to answer its health check (slow on a busy 2-core machine)
+IDLE_TIMEOUT = 180  # s for one script run to finish, on the same busy machine
 
 
 class BrowserError(RuntimeError):
@@ -95,7 +96,7 @@ def chromium(profile: Path):
     return driver
 
 
-def wait_idle(driver, timeout: float = 60) -> None:
+def wait_idle(driver, timeout: float = IDLE_TIMEOUT) -> None:
     """Until the script run a click started has finished: while it runs, Streamlit marks the
     elements of the previous run stale (data-stale="true")."""
     from selenium.webdriver.common.by import By
@@ -129,8 +130,9 @@ def goto_page(driver, page: str) -> None:
     """Pick a page in the sidebar."""
     from selenium.webdriver.common.by import By
 
-    driver.find_element(By.XPATH, f"//section[@data-testid='stSidebar']//label[.//p[text()="
-                                  f"{page!r}]]").click()
+    wait_until(driver, lambda d: d.find_elements(
+        By.XPATH, f"//section[@data-testid='stSidebar']//label[.//p[text()={page!r}]]"),
+        IDLE_TIMEOUT, f"no page {page!r} in the sidebar")[0].click()
     wait_idle(driver)
 
 
