@@ -176,7 +176,7 @@ def query(
         output.emit_json([{**hit, "query": qdoc} for hit in result.hits])
         return
     output.stdout.print(
-        f"query: {result.image}, face {q.index} of {q.n_faces} (left to right) at "
+        f"query: {result.image}, face {q.index + 1} of {q.n_faces} (left to right, --face {q.index}) at "
         f"box {tuple(q.box)}: [bold]{q.label}[/] (KNN votes {q.probs[q.label]:.2f}; model:"
         f" {q.model_label} {q.model_probs[q.model_label]:.2f})")
     who = f" of person {result.person_id}" if result.person_id is not None else ""
