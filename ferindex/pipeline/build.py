@@ -34,7 +34,7 @@ from ferindex.pipeline.pool import PoolEngine, default_workers
 from ferindex.store.catalog import Catalog, PhotoRecord, PhotoRow
 from ferindex.store.lock import WriteLock
 from ferindex.pipeline.settings import resolve_settings
-from ferindex.store.vectors import VectorIndex, fresh_sidecar, remove_stale_tmp
+from ferindex.store.vectors import fresh_sidecar, refreshed_index, remove_stale_tmp
 
 EMBED_BATCH = 256
 ENGINES = ("local", "ray")
@@ -375,10 +375,10 @@ class Builder:
                                        (IDENTITY, IDENTITY_MODEL, "euclidean")):
             if fresh_sidecar(cat, self.index_dir, kind, model_id=model_id, metric=metric):
                 continue  # nothing changed since the last build wrote it
-            ids, X = cat.load_vectors(kind, model_id)
-            if len(ids):
-                VectorIndex.from_vectors(ids, X, kind=kind, model_id=model_id, metric=metric
-                                         ).save(self.index_dir, generation, cat.catalog_id)
+            vi = refreshed_index(cat, self.index_dir, kind=kind, model_id=model_id,
+                                 metric=metric)  # added faces appended, removed ones dropped
+            if vi is not None:
+                vi.save(self.index_dir, generation, cat.catalog_id)
 
 
 @dataclass
