@@ -96,21 +96,8 @@ def test_ray_build_matches_in_process_build(tmp_path):
                 assert _cos(fa[kind], fb[kind]) > 0.999, (path, kind)
 
 
-def _photo_count(index: Path) -> int:
-    import sqlite3
-
-    try:
-        con = sqlite3.connect(f"file:{index / 'catalog.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def test_kill_9_of_a_ray_build_then_rerun_loses_nothing(tmp_path):
-    from test_build import _check_consistent
+    from test_build import _check_consistent, _photo_count
 
     ray = _ray_or_skip()
     n = 16
