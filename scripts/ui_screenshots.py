@@ -56,7 +56,6 @@ def save(driver, path: Path) -> None:
 
 def shoot(index: Path, out: Path, work: Path) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     from ui import browser
 
@@ -85,13 +84,7 @@ def shoot(index: Path, out: Path, work: Path) -> None:
             save(d, out / "classify.png")
 
             browser.goto_page(d, "Explore")
-            box = d.find_element(By.CSS_SELECTOR, ".st-key-explore_pick input")
-            for _ in range(3):
-                box.click()
-                box.send_keys(Keys.ENTER)
-                browser.wait_idle(d)
-                box = d.find_element(By.CSS_SELECTOR, ".st-key-explore_pick input")
-            box.send_keys(Keys.ESCAPE)
+            browser.pick_explore_faces(d, 3)
             browser.wait_idle(d)
             save(d, out / "explore.png")
 

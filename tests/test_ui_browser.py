@@ -86,16 +86,7 @@ def assert_searched_from(driver, face_id: int) -> None:
 
 def prepare_explore(driver) -> None:
     """Pick the first three faces by id (a lasso is not needed to show faces)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    box = driver.find_element(By.CSS_SELECTOR, ".st-key-explore_pick input")
-    for _ in range(3):
-        box.click()
-        box.send_keys(Keys.ENTER)
-        browser.wait_idle(driver)
-        box = driver.find_element(By.CSS_SELECTOR, ".st-key-explore_pick input")
-    box.send_keys(Keys.ESCAPE)
+    browser.pick_explore_faces(driver, 3)
 
 
 PAGES = [("Summary", "summary", None), ("Sub-classes", "sub", None),

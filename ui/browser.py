@@ -164,3 +164,17 @@ def images_loaded(driver) -> int:
     return sum(bool(driver.execute_script(
         "return arguments[0].complete && arguments[0].naturalWidth > 0", i))
         for i in driver.find_elements(By.CSS_SELECTOR, "[data-testid=stImage] img"))
+
+
+def pick_explore_faces(driver, n: int) -> None:
+    """Pick the first `n` faces in Explore's by-id picker, then close it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element(By.CSS_SELECTOR, ".st-key-explore_pick input")
+    for _ in range(n):
+        box.click()
+        box.send_keys(Keys.ENTER)
+        wait_idle(driver)
+        box = driver.find_element(By.CSS_SELECTOR, ".st-key-explore_pick input")
+    box.send_keys(Keys.ESCAPE)
