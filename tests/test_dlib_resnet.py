@@ -59,3 +59,24 @@ def test_expression_backbone_reads_48px_chips() -> None:
     with torch.no_grad():
         z, logits = model({"face": torch.zeros(2, 1, 48, 48)})
     assert z.shape == (2, 64) and logits.shape == (2, 8)
+
+
+def test_identity_encoder_equals_dlibs_descriptor() -> None:
+    """The build's identity vectors come from the PyTorch network; they must be dlib's own, so
+    catalogs built before the switch (model "dlib-resnet-v1") stay comparable."""
+    import dlib
+
+    from ferindex.faces.detect import HogDetector
+    from ferindex.faces.identity import IdentityEncoder
+    from ferindex.faces.landmarks import array_to_shape
+
+    for img in _portraits():
+        dets = HogDetector().detect(img)
+        assert dets, "no face in a sample portrait"
+        shapes = dlib.full_object_detections()
+        for d in dets:
+            shapes.append(array_to_shape(d.landmarks, d.box))
+        theirs = np.asarray(dlib_models.face_recognizer().compute_face_descriptor(img, shapes), np.float32)
+        ours = IdentityEncoder().encode(img, dets)
+        assert ours.shape == theirs.reshape(len(dets), 128).shape and ours.dtype == np.float32
+        assert np.abs(ours - theirs.reshape(len(dets), 128)).max() < 1e-4

@@ -33,9 +33,11 @@ _extractor: FaceExtractor | None = None  # one per worker process
 
 def _init(options: "BuildOptions", parent: int) -> None:
     import cv2
+    import torch
 
     global _extractor
-    cv2.setNumThreads(1)  # one core per worker
+    cv2.setNumThreads(1)  # one core per worker (OpenCV, and the identity network's torch)
+    torch.set_num_threads(1)
     _extractor = FaceExtractor(options)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
