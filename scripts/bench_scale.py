@@ -6,7 +6,7 @@
 2. `scale`, for each N of --sizes: a catalog of N faces written through the catalog API, every
    face a copy of a real face's row from the step-1 index (chip, thumbnail, landmarks,
    posteriors) with SYNTHETIC vectors: expression = a real face's vector from the model's
-   reference bank (28,386 FER faces) + Gaussian jitter whose norm is the median distance
+   reference bank (28,152 FER+ and CK+ faces) + Gaussian jitter whose norm is the median distance
    between nearest real neighbours; identity = one of the album's real 128-d descriptors +
    jitter of norm 0.3 (about the spread of one person's photos). Queries are fresh jitter
    draws, not album vectors. Photos are dated an hour back, as in an album built earlier.
@@ -300,9 +300,10 @@ def bench_simulated(n: int, synth: Synth, per_face: dict | None, n_queries: int)
 
         size = faiss.serialize_index(vi.index).nbytes
         stats = _search_stats(vi, X, ids, _queries(synth, kind, n_queries))
+        inputs = X.nbytes + ids.nbytes  # resident at rss0, freed below
         del X, ids
         gc.collect()
-        rss = _rss() - rss0  # what stays resident: the index
+        rss = _rss() - rss0 + inputs  # what stays resident: the index
         read = per_face["read_cpu_s_per_face"] * n if per_face else None
         out[kind] = {"dim": vi.dim, "index_build_s": round(built.wall, 1),
                      "index_build_cpu_s": round(built.cpu, 1),
