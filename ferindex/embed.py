@@ -17,19 +17,20 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from .analysis.calibration import reweight
 from .config import MODELS_DIR
 from .data.inputs import make_chips, to_tensors
 from .errors import ModelError
-from .nn.model import ExpressionNet, build_model
+from .nn.model import build_model
 
 
 class ExpressionModel:
     """A ready-to-use expression model: `embed` and `predict_proba` take aligned uint8 grayscale
     crops in the training framing (N,H,W); any size is resized to the model's input size."""
 
-    def __init__(self, card: dict[str, Any], net: ExpressionNet, card_path: Path, model_id: str) -> None:
+    def __init__(self, card: dict[str, Any], net: nn.Module, card_path: Path, model_id: str) -> None:
         self.card = card
         # NHWC lets oneDNN pick its fast convolution kernels: 1.5x the CPU throughput, same numbers.
         self.net = net.eval().to(memory_format=torch.channels_last)
@@ -160,7 +161,7 @@ def write_bank(model: ExpressionModel, images: np.ndarray, labels: np.ndarray, l
     return path
 
 
-def export_model(net: ExpressionNet, card: dict[str, Any], bank_images: np.ndarray, bank_labels: np.ndarray,
+def export_model(net: nn.Module, card: dict[str, Any], bank_images: np.ndarray, bank_labels: np.ndarray,
                  dest: Path, bank_landmarks: np.ndarray | None = None) -> ExpressionModel:
     """Write `dest`.json/.safetensors/_bank.npz (dest is a path stem, e.g. ferindex/models/default)
     and return the exported model, loaded back the way users load it."""

@@ -34,7 +34,11 @@ class ExpressionNet(nn.Module):
         return z, self.classifier(z)
 
 
-def build_model(arch: dict[str, Any]) -> ExpressionNet:
-    """Rebuild a network from a model card's `arch` entry."""
+def build_model(arch: dict[str, Any]) -> nn.Module:
+    """Rebuild a network from a model card's `arch` entry (an ensemble's lists its members)."""
+    if "members" in arch:
+        from .ensemble import ViewEnsemble
+
+        return ViewEnsemble(arch["members"], arch["views"], arch["n_classes"], arch.get("dim", 64))
     return ExpressionNet(arch["backbone"], arch["n_classes"], arch.get("dim", 64), arch.get("head", "linear"),
                          arch.get("backbone_kw"))

@@ -1,0 +1,69 @@
+"""ViewEnsemble (ferindex/nn/ensemble.py): two networks, one per view of the face, must give
+exactly what their members give, and an exported ensemble must load and embed like any model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from ferindex.embed import export_model, load_model
+from ferindex.nn.ensemble import ViewEnsemble
+from ferindex.nn.model import build_model
+
+MEMBER = {"backbone": "resnet", "backbone_kw": {"width": 0.25}, "dim": 8, "head": "linear"}
+
+
+def _ensemble(views: list[str]) -> ViewEnsemble:
+    torch.manual_seed(0)
+    return ViewEnsemble([MEMBER, MEMBER], views, n_classes=8, dim=8).eval()
+
+
+def test_each_member_sees_its_view_and_logits_are_averaged() -> None:
+    net = _ensemble(["face", "mirror"])
+    x = torch.rand(3, 1, 48, 48)
+    with torch.no_grad():
+        z, logits = net({"face": x})
+        z0, l0 = net.members[0]({"face": x})
+        z1, l1 = net.members[1]({"face": x.flip(-1)})
+        both = _ensemble(["both", "face"]).members[0]({"face": torch.cat([x, x.flip(-1)])})
+    assert torch.allclose(z, net.proj(torch.cat([z0, z1], 1)), atol=1e-6)
+    assert torch.allclose(logits, (l0 + l1) / 2, atol=1e-6)
+    # "both" averages the member over the face and its mirror, as mirror TTA does
+    with torch.no_grad():
+        zb, _ = _ensemble(["both", "face"]).member_outputs(x)[0]
+    assert torch.allclose(zb, sum(both[0].chunk(2)) / 2, atol=1e-6)
+    # a mirrored face through face/mirror members is the same as swapping the views
+    with torch.no_grad():
+        swapped = ViewEnsemble([MEMBER, MEMBER], ["mirror", "face"], 8, 8).eval()
+        swapped.load_state_dict(net.state_dict())
+        assert torch.allclose(swapped({"face": x.flip(-1)})[0], z, atol=1e-5)
+
+
+def test_bad_views_are_refused() -> None:
+    with pytest.raises(ValueError, match="one view per member"):
+        ViewEnsemble([MEMBER, MEMBER], ["face"], 8)
+    with pytest.raises(ValueError, match="unknown ensemble view"):
+        ViewEnsemble([MEMBER], ["left"], 8)
+
+
+def test_exported_ensemble_loads_and_embeds_like_a_model(tmp_path: Path) -> None:
+    net = _ensemble(["face", "mirror"])
+    arch = {"members": [MEMBER, MEMBER], "views": ["face", "mirror"], "dim": 8, "n_classes": 8}
+    card = {"name": "ens", "classes": [f"c{i}" for i in range(8)], "arch": arch, "metric": "euclidean",
+            "input": {"size": 48, "framing": "fer2013", "flip_tta": False}}
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 255, (10, 48, 48), dtype=np.uint8)
+    model = export_model(net, card, faces, np.arange(10) % 8, tmp_path / "ens")
+    assert isinstance(build_model(json.loads((tmp_path / "ens.json").read_text())["arch"]), ViewEnsemble)
+    z, p = model.embed_and_proba(faces)
+    assert z.shape == (10, 8) and p.shape == (10, 8) and np.allclose(p.sum(1), 1, atol=1e-5)
+    bank_z, bank_y = model.reference_bank()
+    assert np.allclose(bank_z, z, atol=1e-2) and bank_y.tolist() == (np.arange(10) % 8).tolist()
+    # loading again from disk gives the same vectors
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "again.safetensors"))
+    (tmp_path / "again.json").write_text(json.dumps(card))
+    assert np.allclose(load_model(tmp_path / "again.json").embed(faces), z, atol=1e-5)
