@@ -12,6 +12,7 @@ import torch
 
 from ferindex.data.fer import load_fer
 from ferindex.data.inputs import to_tensors
+from ferindex.data.mixed import distinct_faces
 from ferindex.nn.model import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,4 +129,4 @@ def test_bank_keeps_each_distinct_face_once(trainer) -> None:
     """CK+ faces repeated for training (and FER's byte-identical duplicates) enter the bank once."""
     a, b = np.zeros((48, 48), np.uint8), np.full((48, 48), 7, np.uint8)
     images = np.stack([a, b, a, b, b, np.eye(48, dtype=np.uint8)])
-    assert trainer.distinct_faces(images).tolist() == [0, 1, 5]
+    assert distinct_faces(images).tolist() == [0, 1, 5]

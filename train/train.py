@@ -19,19 +19,21 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ferindex.analysis.metrics import knn_accuracy  # noqa: E402
-from ferindex.data.ckplus import load_ckplus, subject_folds  # noqa: E402
 from ferindex.data.fer import FER2013_CLASSES, FaceSet, load_fer  # noqa: E402
 from ferindex.data.inputs import MEAN, STD, augment, make_chips, to_tensors  # noqa: E402
+from ferindex.data.mixed import ckplus_fold, distinct_faces, with_ckplus  # noqa: E402
 from ferindex.data.samplers import ClassBalancedBatchSampler, IdentityAwareBatchSampler, RandomBatchSampler  # noqa: E402
 from ferindex.embed import export_model  # noqa: E402
 from ferindex.nn.losses import make_loss  # noqa: E402
@@ -79,27 +81,6 @@ def load_split(split: str, cfg: dict, inputs: tuple[str, ...], dedup: bool = Tru
     return fs, make_chips(fs.images, inputs, lms)
 
 
-def ckplus_fold(data: dict) -> tuple[FaceSet, FaceSet | None]:
-    """CK+48 split by subject: (training subjects, held-out fold), or (all, None) without a fold."""
-    ck = load_ckplus()
-    if data.get("fold") is None:
-        return ck, None
-    fold = subject_folds(ck.groups, data.get("n_folds", 10), data.get("seed", 0))[data["fold"]]
-    rest = np.setdiff1d(np.arange(len(ck)), fold)
-    return (*(FaceSet(ck.images[i], ck.labels[i], ck.classes, None, None, ck.groups[i]) for i in (rest, fold)),)
-
-
-def with_ckplus(fer: FaceSet, ck: FaceSet, repeat: int) -> FaceSet:
-    """FER+ Training plus CK+ faces (each `repeat` times: 900 posed faces next to 28k), with one-hot
-    soft targets for CK+, rows -1 (no FER row) and groups = CK+ subject (-1 for FER+)."""
-    n = len(ck) * repeat
-    tile = lambda a: np.concatenate([a] * repeat)  # noqa: E731
-    soft = np.eye(len(fer.classes), dtype=np.float32)[tile(ck.labels)]
-    return FaceSet(np.concatenate([fer.images, tile(ck.images)]), np.concatenate([fer.labels, tile(ck.labels)]),
-                   fer.classes, np.concatenate([fer.soft, soft]), np.concatenate([fer.rows, np.full(n, -1)]),
-                   np.concatenate([np.full(len(fer), -1), tile(ck.groups)]))
-
-
 def load_data(cfg: dict, inputs: tuple[str, ...]):
     """(train, train chips, val, val chips) for cfg["data"]:
     - {"name": "ferplus"}: FER+ Training / PublicTest;
@@ -122,13 +103,6 @@ def load_data(cfg: dict, inputs: tuple[str, ...]):
         val = held if held is not None else load_fer("val", cfg["labels"])
         return train, make_chips(train.images, inputs), val, make_chips(val.images, inputs)
     raise SystemExit(f"unknown data source {data['name']!r}: use ferplus, ckplus or ferplus+ckplus")
-
-
-def distinct_faces(images: np.ndarray) -> np.ndarray:
-    """Sorted indices of the first copy of each distinct image: the reference bank holds every
-    training face once, however often training repeated it."""
-    _, first = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
-    return np.sort(first)
 
 
 def fer2013_targets(train: FaceSet) -> np.ndarray:
@@ -247,7 +221,56 @@ def model_card(cfg: dict, classes: list[str], arch: dict, inputs: tuple[str, ...
     }
 
 
+def train_one_epoch(model: nn.Module, joint: JointLoss, sampler: Iterable[np.ndarray], steps: int, train: FaceSet,
+                    chips: dict[str, np.ndarray], aux_y: torch.Tensor | None, opt: torch.optim.Optimizer,
+                    sched: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, gen: torch.Generator,
+                    cfg: dict, device: torch.device, amp: bool, swa_model: AveragedModel | None = None,
+                    bn_chips: dict[str, np.ndarray] | None = None) -> tuple[dict[str, float], float]:
+    """`steps` optimisation steps on the sampler's batches; with SWA the epoch's weights then join
+    the average, which gets BatchNorm statistics of its own from `bn_chips`. Returns each loss
+    term's mean over the epoch's images and the images/s of the steps alone (without the SWA work)."""
+    dtype, fmt = precision(device)
+    soft = torch.from_numpy(train.soft) if train.soft is not None else None
+    model.train()
+    t0, sums, seen = time.time(), {}, 0
+    for step, idx in enumerate(sampler):
+        if step >= steps:  # not islice: the sampler draws this extra batch, and later epochs' batches follow its RNG
+            break
+        x = in_layout(augment(to_tensors(chips, idx, device), gen, erase=cfg["erase"], degrade=cfg["degrade"]), fmt)
+        y = torch.from_numpy(train.labels[idx]).to(device)
+        tgt = soft[idx].to(device) if soft is not None else None
+        ids = torch.from_numpy(train.groups[idx]).to(device) if train.groups is not None else None
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
+            z, logits = model(x)
+        aux_labels = {"aux_fer2013": aux_y[idx].to(device)} if aux_y is not None else None
+        total, terms = joint(z.float(), logits.float(), y, tgt, ids, aux_labels)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
+        seen += len(idx)
+    train_time = time.time() - t0
+    if swa_model is not None:
+        swa_model.update_parameters(model)
+        refresh_bn(swa_model.module, bn_chips, device, dtype, fmt, amp)
+    return {k: v / seen for k, v in sums.items()}, seen / train_time
+
+
+def evaluate(model: nn.Module, val_chips: dict[str, np.ndarray], val_labels: np.ndarray,
+             ref_chips: dict[str, np.ndarray], ref_labels: np.ndarray, device: torch.device, amp: bool) -> dict[str, float]:
+    """The validation scores, in training precision: softmax accuracy, and KNN(K=11) accuracy
+    against a fixed subset of training faces, standing in for the exported bank (selection uses it)."""
+    val_z, val_p = embed_all(model, val_chips, device, amp=amp)
+    ref_z, _ = embed_all(model, ref_chips, device, amp=amp)
+    return {"val_acc": float((val_p.argmax(1) == val_labels).mean()),
+            "val_knn": knn_accuracy(ref_z, ref_labels, val_z, val_labels, k=11)}
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Config, data, model and optimiser; then per epoch train, validate, log, checkpoint and select; then export."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", type=Path)
     ap.add_argument("--set", nargs="*", default=[], help="override config keys: a.b=json")
@@ -307,9 +330,11 @@ def main(argv: list[str] | None = None) -> None:
     swa = cfg["swa"]  # {"bn_images": N}: constant LR, weights averaged every epoch (Izmailov et al. 2018)
     if swa:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        swa_model = torch.optim.swa_utils.AveragedModel(model)
+        swa_model = AveragedModel(model)
         bn_idx = np.random.default_rng(1).choice(len(train), min(swa.get("bn_images", 8192), len(train)), replace=False)
+        bn_chips = {k: v[bn_idx] for k, v in train_chips.items()}
     else:
+        swa_model, bn_chips = None, None
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
                                                     total_steps=steps * cfg["epochs"], pct_start=0.15)
     scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda")  # bf16 needs no loss scaling
@@ -329,43 +354,18 @@ def main(argv: list[str] | None = None) -> None:
         print(f"resumed from {ckpt} at epoch {start_epoch}")
 
     gen = torch.Generator().manual_seed(cfg["seed"])
-    soft = torch.from_numpy(train.soft) if train.soft is not None else None
     ref_idx = np.random.default_rng(0).choice(len(train), min(cfg["knn_ref"], len(train)), replace=False)
+    ref_chips = {k: v[ref_idx] for k, v in train_chips.items()}
     log = (out / "log.jsonl").open("a")
     t_start = time.time()
     for epoch in range(start_epoch, cfg["epochs"]):
-        model.train()
-        t0, sums, seen = time.time(), {}, 0
-        for step, idx in enumerate(sampler):
-            if step >= steps:
-                break
-            x = in_layout(augment(to_tensors(train_chips, idx, device), gen, erase=cfg["erase"], degrade=cfg["degrade"]), layout)
-            y = torch.from_numpy(train.labels[idx]).to(device)
-            tgt = soft[idx].to(device) if soft is not None else None
-            ids = torch.from_numpy(train.groups[idx]).to(device) if train.groups is not None else None
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-                z, logits = model(x)
-            aux_labels = {"aux_fer2013": aux_y[idx].to(device)} if aux_y is not None else None
-            total, terms = joint(z.float(), logits.float(), y, tgt, ids, aux_labels)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
-            seen += len(idx)
-        train_time = time.time() - t0
-        if swa:  # validate (and select) the running average, with its own BN statistics
-            swa_model.update_parameters(model)
-            refresh_bn(swa_model.module, {k: v[bn_idx] for k, v in train_chips.items()}, device, amp_dtype, layout, amp)
-        evaluated = swa_model.module if swa else model
-        val_z, val_p = embed_all(evaluated, val_chips, device, amp=amp)
-        ref_z, _ = embed_all(evaluated, {k: v[ref_idx] for k, v in train_chips.items()}, device, amp=amp)
-        rec = {"epoch": epoch, **{f"loss_{k}": v / seen for k, v in sums.items()},
-               "val_acc": float((val_p.argmax(1) == val.labels).mean()),
-               "val_knn": knn_accuracy(ref_z, train.labels[ref_idx], val_z, val.labels, k=11),
-               "img_per_s": seen / train_time, "epoch_s": time.time() - t0, "lr": sched.get_last_lr()[0]}
+        t0 = time.time()
+        losses, img_per_s = train_one_epoch(model, joint, sampler, steps, train, train_chips, aux_y, opt, sched, scaler,
+                                            gen, cfg, device, amp, swa_model, bn_chips)
+        evaluated = swa_model.module if swa else model  # SWA validates (and selects) the running average
+        rec = {"epoch": epoch, **{f"loss_{k}": v for k, v in losses.items()},
+               **evaluate(evaluated, val_chips, val.labels, ref_chips, train.labels[ref_idx], device, amp),
+               "img_per_s": img_per_s, "epoch_s": time.time() - t0, "lr": sched.get_last_lr()[0]}
         log.write(json.dumps(rec) + "\n")
         log.flush()
         print(json.dumps(rec), flush=True)
