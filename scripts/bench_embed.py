@@ -5,7 +5,8 @@ not its weights, so v1 is rebuilt from its recorded architecture with random wei
     python scripts/bench_embed.py [--model NAME|PATH] [--threads 1 2] [--batch 64] [--faces 512] [--json]
 
 Prints ms per face (median of 5 timed runs after a warm-up) for batched album-style embedding
-and for a single face (a query), both with each model's mirror test-time augmentation.
+and for a single face (a query), each model as albums are embedded with it: v1 with mirror
+test-time augmentation, an ensemble (ferindex/nn/ensemble.py) with each member on its view.
 """
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ def v1_model() -> ExpressionModel:
     return ExpressionModel(card, build_model(V1_ARCH), Path("v1.json"), "v1-resnet18w0.5")
 
 
+def passes(model: ExpressionModel) -> str:
+    """What a face costs in network passes: mirror TTA doubles one network; an ensemble runs each
+    member on its view ("both" = face and mirror)."""
+    views = getattr(model.net, "views", None)
+    if views:
+        return " + ".join(f"member {i}: {v}" for i, v in enumerate(views))
+    return "face + mirror" if model.flip_tta else "face"
+
+
 def ms_per_face(model: ExpressionModel, crops: np.ndarray, batch: int) -> float:
     model.embed(crops[:batch], batch_size=batch)
     times = []
@@ -61,7 +71,7 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         for name, m in models.items():
-            rows.append({"model": name, "threads": threads, "tta": m.flip_tta,
+            rows.append({"model": name, "threads": threads, "passes": passes(m),
                          "batched_ms": ms_per_face(m, crops, args.batch), "single_ms": ms_per_face(m, crops[:32], 1)})
     machine = {"cpu": cpu_name(), "cores": os.cpu_count(),
                "native_bf16": cpu_has_native_bf16(), "python": platform.python_version(), "torch": torch.__version__}
@@ -69,9 +79,9 @@ def main() -> None:
         print(json.dumps({"machine": machine, "rows": rows}, indent=2))
         return
     print(f"{machine['cpu']}, {machine['cores']} cores, native bf16: {machine['native_bf16']}, torch {machine['torch']}")
-    print(f"{'model':48s} {'threads':>7s} {'batch of ' + str(args.batch):>12s} {'one face':>9s}  (ms per face, mirror TTA)")
+    print(f"{'model':48s} {'threads':>7s} {'batch of ' + str(args.batch):>12s} {'one face':>9s}  (ms per face)  passes")
     for r in rows:
-        print(f"{r['model']:48s} {r['threads']:7d} {r['batched_ms']:12.2f} {r['single_ms']:9.2f}")
+        print(f"{r['model']:48s} {r['threads']:7d} {r['batched_ms']:12.2f} {r['single_ms']:9.2f}  {r['passes']}")
 
 
 if __name__ == "__main__":
