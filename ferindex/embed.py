@@ -23,7 +23,7 @@ from .analysis.calibration import reweight
 from .config import MODELS_DIR
 from .data.inputs import make_chips, to_tensors
 from .errors import ModelError
-from .nn.model import build_model
+from .nn.model import build_model, mirror_averaged
 
 
 class ExpressionModel:
@@ -61,12 +61,9 @@ class ExpressionModel:
         n = len(next(iter(chips.values())))
         zs, ps = [], []
         for i in range(0, n, batch_size):
-            x = to_tensors(chips, slice(i, i + batch_size))
-            if self.flip_tta:  # the face and its mirror in one batch, then averaged
-                x = {"face": torch.cat([x["face"], x["face"].flip(-1)])}
-            z, logits = self.net({k: v.contiguous(memory_format=torch.channels_last) for k, v in x.items()})
-            if self.flip_tta:
-                z, logits = (sum(t.chunk(2)) / 2 for t in (z, logits))
+            x = {k: v.contiguous(memory_format=torch.channels_last)
+                 for k, v in to_tensors(chips, slice(i, i + batch_size)).items()}
+            z, logits = mirror_averaged(self.net, x["face"]) if self.flip_tta else self.net(x)
             zs.append(z)
             ps.append(torch.softmax(logits, 1))
         if not zs:

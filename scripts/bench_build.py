@@ -53,16 +53,11 @@ class DlibNetIdentity:
     old settings."""
 
     def encode(self, rgb: np.ndarray, detections) -> np.ndarray:
-        import dlib
-
         from ferindex.faces import dlib_models
-        from ferindex.faces.landmarks import array_to_shape
+        from ferindex.faces.identity import dlib_shapes
 
-        shapes = dlib.full_object_detections()
-        for d in detections:
-            shapes.append(array_to_shape(d.landmarks, d.box))
         img = np.ascontiguousarray(rgb, dtype=np.uint8)
-        return np.asarray(dlib_models.face_recognizer().compute_face_descriptor(img, shapes),
+        return np.asarray(dlib_models.face_recognizer().compute_face_descriptor(img, dlib_shapes(detections)),
                           np.float32).reshape(len(detections), 128)
 
 

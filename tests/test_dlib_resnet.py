@@ -64,19 +64,13 @@ def test_expression_backbone_reads_48px_chips() -> None:
 def test_identity_encoder_equals_dlibs_descriptor() -> None:
     """The build's identity vectors come from the PyTorch network; they must be dlib's own, so
     catalogs built before the switch (model "dlib-resnet-v1") stay comparable."""
-    import dlib
-
     from ferindex.faces.detect import HogDetector
-    from ferindex.faces.identity import IdentityEncoder
-    from ferindex.faces.landmarks import array_to_shape
+    from ferindex.faces.identity import IdentityEncoder, dlib_shapes
 
     for img in _portraits():
         dets = HogDetector().detect(img)
         assert dets, "no face in a sample portrait"
-        shapes = dlib.full_object_detections()
-        for d in dets:
-            shapes.append(array_to_shape(d.landmarks, d.box))
-        theirs = np.asarray(dlib_models.face_recognizer().compute_face_descriptor(img, shapes), np.float32)
+        theirs = np.asarray(dlib_models.face_recognizer().compute_face_descriptor(img, dlib_shapes(dets)), np.float32)
         ours = IdentityEncoder().encode(img, dets)
         assert ours.shape == theirs.reshape(len(dets), 128).shape and ours.dtype == np.float32
         assert np.abs(ours - theirs.reshape(len(dets), 128)).max() < 1e-4

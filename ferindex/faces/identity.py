@@ -5,7 +5,7 @@ separate identity from expression. The descriptor is dlib's: its own 150x150 chi
 the 68 landmarks (Euclidean distance < 0.6 means same person in dlib's tests), through dlib's
 face-recognition ResNet. The network runs in PyTorch (`ferindex/nn/dlib_resnet.py` reads dlib's
 weights and reproduces dlib's descriptor within 1e-4): dlib's own CPU forward pass took ~140 ms
-a face on a 2-core AMD EPYC, PyTorch's 10-16 ms (`scripts/bench_build.py`), and identity had been
+a face on a 2-core Intel Xeon, PyTorch's 10-16 ms (`scripts/bench_build.py`), and identity had been
 over half of a build's time. The faces of one photo go through the network as one batch.
 """
 from __future__ import annotations
@@ -30,6 +30,16 @@ def _network() -> DlibResNet:
     return DlibResNet().load_dlib().eval().to(memory_format=torch.channels_last)
 
 
+def dlib_shapes(detections: Sequence):
+    """dlib's landmark objects for Detections (box + 68 landmarks), what its chip cutter takes."""
+    import dlib
+
+    shapes = dlib.full_object_detections()
+    for det in detections:
+        shapes.append(array_to_shape(det.landmarks, det.box))
+    return shapes
+
+
 class IdentityEncoder:
     """128-d identity descriptors of detected faces, equal to dlib's `compute_face_descriptor`."""
 
@@ -45,10 +55,7 @@ class IdentityEncoder:
         img = np.ascontiguousarray(rgb, dtype=np.uint8)
         if img.ndim == 2:
             img = np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2))
-        shapes = dlib.full_object_detections()
-        for det in detections:
-            shapes.append(array_to_shape(det.landmarks, det.box))
-        chips = np.stack(dlib.get_face_chips(img, shapes, size=CHIP, padding=PADDING))
+        chips = np.stack(dlib.get_face_chips(img, dlib_shapes(detections), size=CHIP, padding=PADDING))
         x = DlibResNet.normalize(torch.from_numpy(chips).permute(0, 3, 1, 2).float())
         with torch.inference_mode():
             z = self._net.descriptor(x.contiguous(memory_format=torch.channels_last))

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .model import build_model, mirror_averaged
+
 VIEWS = ("face", "mirror", "both")  # what a member sees: the face, its mirror image, or both averaged
 
 
@@ -25,8 +27,6 @@ class ViewEnsemble(nn.Module):
 
     def __init__(self, members: list[dict[str, Any]], views: list[str], n_classes: int, dim: int = 64) -> None:
         super().__init__()
-        from .model import build_model
-
         if len(members) != len(views) or not members:
             raise ValueError(f"an ensemble needs one view per member, got {len(members)} members and {len(views)} views")
         if bad := [v for v in views if v not in VIEWS]:
@@ -39,15 +39,8 @@ class ViewEnsemble(nn.Module):
 
     def member_outputs(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each member's (embedding, logits) for its view of faces x (B,1,H,W)."""
-        out = []
-        for net, view in zip(self.members, self.views):
-            if view == "both":
-                z, logits = net({"face": torch.cat([x, x.flip(-1)])})
-                z, logits = (sum(t.chunk(2)) / 2 for t in (z, logits))
-            else:
-                z, logits = net({"face": x.flip(-1) if view == "mirror" else x})
-            out.append((z, logits))
-        return out
+        return [mirror_averaged(net, x) if view == "both" else net({"face": x.flip(-1) if view == "mirror" else x})
+                for net, view in zip(self.members, self.views)]
 
     def forward(self, x: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         outs = self.member_outputs(x["face"])

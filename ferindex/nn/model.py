@@ -34,6 +34,13 @@ class ExpressionNet(nn.Module):
         return z, self.classifier(z)
 
 
+def mirror_averaged(net: nn.Module, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embedding, logits) of faces (B,1,H,W) averaged with their mirror images', in one batch:
+    a face and its mirror show the same expression (mirror test-time augmentation)."""
+    z, logits = net({"face": torch.cat([face, face.flip(-1)])})
+    return sum(z.chunk(2)) / 2, sum(logits.chunk(2)) / 2
+
+
 def build_model(arch: dict[str, Any]) -> nn.Module:
     """Rebuild a network from a model card's `arch` entry (an ensemble's lists its members)."""
     if "members" in arch:
