@@ -101,7 +101,7 @@ def _v1_catalog(idx, user_labels_json: str | None) -> None:
     idx.mkdir(parents=True)
     con = sqlite3.connect(idx / catalog_mod.CATALOG_NAME, isolation_level=None)
     con.execute("BEGIN")
-    catalog_mod._run_script(con, catalog_mod._SCHEMA_V1)
+    catalog_mod.MIGRATIONS[0](con)  # the v1 script
     con.execute("PRAGMA user_version = 1")
     con.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('generation', '3')")
     con.execute("INSERT INTO photos (id, path, size, mtime_ns, status, indexed_at)"

@@ -70,7 +70,7 @@ def test_map_png_uses_the_shared_palette(tmp_path, monkeypatch):
     matplotlib.use("Agg")
     from matplotlib.axes import Axes
 
-    from ferindex.cli.analysis_cmds import _scatter
+    from ferindex.cli.map_export_cmds import _scatter
 
     drawn, scatter = {}, Axes.scatter
     monkeypatch.setattr(Axes, "scatter", lambda self, x, y, **kw: drawn.setdefault(

@@ -6,8 +6,8 @@ can fix (unreadable image, missing, locked or damaged index, full disk, bad opti
 internal error (a bug), 130 interrupted. With `--json` every one of them, option-parsing errors
 included, prints exactly one JSON document on stdout.
 
-Both cli/app.py and cli/analysis_cmds.py import from here (neither imports the other), so there
-is one definition of each option and one error policy.
+cli/app.py and the analysis command modules (cli/*_cmds.py) import from here, so there is one
+definition of each option and one error policy.
 """
 from __future__ import annotations
 

@@ -1,0 +1,65 @@
+"""Each face's three labels (columns of `faces`, see store/catalog.py): the model's softmax
+posterior, the KNN vote and the user's label.
+
+One of the per-table parts of Catalog (store/catalog.py). Every user or KNN label write bumps
+`labels_version` (catalog_base.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ferindex.errors import CatalogError
+from ferindex.store.catalog_base import CatalogBase
+from ferindex.store.records import as_blob
+from ferindex.store.schema import VISIBLE
+
+
+class CatalogLabels(CatalogBase):
+    """Writes and reads of the model's, the KNN's and the user's labels."""
+
+    def set_predictions(
+        self, face_ids: Sequence[int], probs: np.ndarray, labels: Sequence[str], model_id: str
+    ) -> None:
+        self.con.executemany(
+            "UPDATE faces SET probs = ?, label = ?, probs_model = ? WHERE id = ?",
+            [(as_blob(p, "float32"), lab, model_id, int(f))
+             for f, p, lab in zip(face_ids, probs, labels)],
+        )
+
+    def user_labels(self) -> dict[int, str]:
+        """{face id: label} of every face the user labelled."""
+        return {int(r[0]): r[1] for r in self.con.execute(
+            "SELECT id, user_label FROM faces WHERE user_label IS NOT NULL ORDER BY id")}
+
+    def set_user_label(self, face_id: int, label: str | None) -> None:
+        """Record (or with None, forget) the user's label of one face."""
+        cur = self.con.execute("UPDATE faces SET user_label = ? WHERE id = ?",
+                               (label, int(face_id)))
+        if cur.rowcount == 0:
+            raise CatalogError(f"no face with id {face_id} in index {self.path.parent}")
+        self._bump_labels_version()
+
+    def set_knn_labels(self, face_ids: Sequence[int], probs: np.ndarray, labels: Sequence[str],
+                       model_id: str) -> None:
+        """Store KNN votes (vote shares per class) and their argmax label, computed with the
+        vectors and reference bank of `model_id`."""
+        self.con.executemany(
+            "UPDATE faces SET knn_probs = ?, knn_label = ?, knn_model = ? WHERE id = ?",
+            [(as_blob(p, "float32"), lab, model_id, int(f))
+             for f, p, lab in zip(face_ids, probs, labels)],
+        )
+        self._bump_labels_version()
+
+    def faces_without_knn(self, model_id: str) -> list[int]:
+        """Faces with an expression vector of `model_id` but no KNN label computed with it."""
+        return [int(r[0]) for r in self.con.execute(
+            "SELECT f.id FROM faces f JOIN vectors v ON v.face_id = f.id AND v.kind = 'expression'"
+            " AND v.model_id = ? WHERE f.knn_model IS NOT ? ORDER BY f.id", (model_id, model_id))]
+
+    def label_counts(self) -> dict[str, int]:
+        """Faces per shown label (user label, else KNN label, else the model's)."""
+        return dict(self.con.execute(
+            "SELECT COALESCE(user_label, knn_label, label, 'unknown') AS l, COUNT(*) FROM faces f"
+            f" WHERE {VISIBLE} GROUP BY l ORDER BY COUNT(*) DESC, l").fetchall())
