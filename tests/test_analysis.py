@@ -7,6 +7,10 @@ import pytest
 
 from ferindex.analysis import metrics
 from ferindex.analysis.knn import KNNClassifier, combine_banks, self_neighbours
+from ferindex.analysis.people import PeopleClustering
+from ferindex.analysis.projection import Projection
+from ferindex.analysis.subclasses import SubclassDiscovery
+from ferindex.analysis.summary import AlbumSummary
 
 # Five points on a line: a a b b b at 0, 1, 3, 10, 11 (neighbour lists worked out by hand).
 LINE = np.array([[0.0], [1.0], [3.0], [10.0], [11.0]], dtype=np.float32)
@@ -106,8 +110,6 @@ def _planted(seed: int = 0):
 def test_subclass_discovery_recovers_planted_subclusters():
     from sklearn.metrics import normalized_mutual_info_score
 
-    from ferindex.analysis.subclasses import SubclassDiscovery
-
     X, y, sub = _planted()
     sd = SubclassDiscovery(max_level=2, n_components="bic", min_size=20).fit(X, y)
     assert normalized_mutual_info_score(sub, sd.labels_) > 0.95
@@ -134,7 +136,7 @@ def test_recovery_nmi_separates_merged_classes():
 
 
 def test_medoid_topk_and_album_summary_covers_groups():
-    from ferindex.analysis.summary import AlbumSummary, allocate, medoid, top_k_near_medoid
+    from ferindex.analysis.summary import allocate, medoid, top_k_near_medoid
 
     X = np.array([[0.0, 0], [1, 0], [0, 1], [10, 10]])
     assert medoid(X) == 1  # mean (2.75, 2.75): (1,0) and (0,1) tie, the first wins
@@ -166,10 +168,10 @@ def test_contact_sheet_png(tmp_path):
 
 
 def test_projection_shapes_and_cache_key():
-    from ferindex.analysis.projection import Projection, cache_key
+    from ferindex.analysis.projection import cache_key
 
     X, _, sub = _planted()
-    emb = Projection("tsne", seed=0).fit_transform(X[::3])
+    emb = Projection("tsne", random_state=0).fit_transform(X[::3])
     assert emb.shape == (100, 2) and np.isfinite(emb).all()
     k1 = cache_key("m1", [1, 2, 3], "tsne", perplexity=30)
     assert k1 == cache_key("m1", [1, 2, 3], "tsne", perplexity=30)
@@ -180,7 +182,7 @@ def test_projection_shapes_and_cache_key():
 # -- people ---------------------------------------------------------------------------------
 
 def test_people_clustering_synthetic_noise_and_merge():
-    from ferindex.analysis.people import PeopleClustering, pairwise_precision_recall
+    from ferindex.analysis.people import pairwise_precision_recall
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 128))
@@ -226,7 +228,7 @@ def test_people_ari_floor_on_dlib_johns():
     from PIL import Image
     from sklearn.metrics import adjusted_rand_score
 
-    from ferindex.analysis.people import PeopleClustering, chip_descriptors
+    from ferindex.analysis.people import chip_descriptors
     from ferindex.config import data_dir
 
     root = data_dir()
@@ -315,3 +317,30 @@ def test_cli_analysis_commands_json(tmp_path):
     assert r.exit_code == 2 and "unknown expression" in json.loads(r.stdout)["error"]
     r = run("subclasses", "--components", "1")
     assert r.exit_code == 2 and "--components" in json.loads(r.stdout)["error"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: KNNClassifier(k=3, metric="cosine"),
+    lambda: SubclassDiscovery(max_level=1, random_state=7),
+    lambda: Projection("umap", random_state=7),
+    lambda: PeopleClustering(min_cluster_size=5),
+    lambda: AlbumSummary(n=4),
+], ids=["knn", "subclasses", "projection", "people", "summary"])
+def test_analysis_components_are_scikit_learn_estimators(make):
+    # get_params/set_params/clone are what grid searches and pipelines rely on: every
+    # constructor argument must come back unchanged, and a clone must be unfitted.
+    from sklearn.base import clone
+
+    est = make()
+    params = est.get_params()
+    assert params and all(getattr(est, name) == value for name, value in params.items())
+    twin = clone(est)
+    assert twin.get_params() == params and twin is not est
+    assert not [a for a in vars(twin) if a.endswith("_") and not a.startswith("_")]
+    if "random_state" in params:
+        assert est.set_params(random_state=3).random_state == 3
+
+
+def test_projection_rejects_an_unknown_method_when_fitted():
+    with pytest.raises(ValueError, match="method must be one of"):
+        Projection("pca").fit_transform(np.zeros((5, 2)))

@@ -10,6 +10,7 @@ from typing import Sequence
 
 import faiss
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from .calibration import reweight
 
@@ -93,7 +94,7 @@ def vote(dist: np.ndarray, labels: np.ndarray, n_classes: int, weights: str = "d
     return (proba / np.where(total > 0, total, 1.0)).astype(np.float32)
 
 
-class KNNClassifier:
+class KNNClassifier(BaseEstimator):
     """Distance-weighted KNN over a labelled bank (scikit-learn style: fit -> self, state ends in _).
 
     To combine the shipped reference bank with faces the user labelled, fit on the

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ferindex.errors import FerindexError
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 SAME_PERSON_DISTANCE = 0.6  # dlib's documented threshold for its face descriptor
 
 
-class PeopleClustering:
+class PeopleClustering(BaseEstimator):
     """HDBSCAN over identity descriptors with cannot-link constraints. Fit sets `labels_`
     (cluster per face, -1 = noise, numbered by decreasing size) and `centers_` (mean
     descriptor per cluster)."""

@@ -18,6 +18,7 @@ import json
 from typing import Callable, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 METHODS = ("tsne", "umap")
 
@@ -30,16 +31,14 @@ def cache_key(model_id: str, face_ids: Sequence[int], method: str, **params: obj
     return f"projection:{method}:{h.hexdigest()}"
 
 
-class Projection:
+class Projection(BaseEstimator):
     """fit_transform(X) -> (n, 2) float32, also kept in `embedding_`."""
 
-    def __init__(self, method: str = "tsne", seed: int = 0, perplexity: float = 30.0,
+    def __init__(self, method: str = "tsne", random_state: int = 0, perplexity: float = 30.0,
                  n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "euclidean",
                  on_status: Callable[[str], None] | None = None, max_iter: int = 500) -> None:
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.method = method
-        self.seed = seed
+        self.random_state = random_state
         self.perplexity = perplexity
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
@@ -49,7 +48,7 @@ class Projection:
 
     def params(self) -> dict:
         """The settings that change the result (for cache_key)."""
-        common = {"seed": self.seed, "metric": self.metric}
+        common = {"random_state": self.random_state, "metric": self.metric}
         if self.method == "tsne":
             return {**common, "perplexity": self.perplexity, "max_iter": self.max_iter}
         return {**common, "n_neighbors": self.n_neighbors, "min_dist": self.min_dist}
@@ -59,6 +58,8 @@ class Projection:
         return self
 
     def fit_transform(self, X: np.ndarray, y: None = None) -> np.ndarray:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2:
             raise ValueError(f"expected (n, d) vectors, got shape {X.shape}")
@@ -73,7 +74,7 @@ class Projection:
             # perplexity must stay below n; sklearn raises otherwise
             perplexity = min(self.perplexity, (n - 1) / 3)
             tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", metric=self.metric,
-                        max_iter=self.max_iter, random_state=self.seed)
+                        max_iter=self.max_iter, random_state=self.random_state)
             with threadpool_limits(1):  # after sklearn's import: it limits loaded libraries only
                 out = tsne.fit_transform(X)
         else:
@@ -82,7 +83,7 @@ class Projection:
 
             out = umap.UMAP(n_components=2, n_neighbors=min(self.n_neighbors, n - 1),
                             min_dist=self.min_dist, metric=self.metric,
-                            random_state=self.seed).fit_transform(X)
+                            random_state=self.random_state).fit_transform(X)
         self.embedding_ = np.asarray(out, dtype=np.float32)
         return self.embedding_
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ferindex.analysis.summary import medoid
 
@@ -47,7 +48,7 @@ class Node:
                 "children": list(self.children)}
 
 
-class SubclassDiscovery:
+class SubclassDiscovery(BaseEstimator):
     """Fit: tree_ ({node id: Node}, parents before children), labels_ (leaf id per sample).
 
     n_components: "bic" picks the count in 1..max_components with the lowest BIC (1 = leave the
@@ -58,14 +59,14 @@ class SubclassDiscovery:
     """
 
     def __init__(self, max_level: int = 2, n_components: str | int = "bic", max_components: int = 6,
-                 min_size: int = 20, covariance_type: str = "diag", seed: int = 0,
+                 min_size: int = 20, covariance_type: str = "diag", random_state: int = 0,
                  max_fit: int = 1500) -> None:
         self.max_level = max_level
         self.n_components = n_components
         self.max_components = max_components
         self.min_size = min_size
         self.covariance_type = covariance_type
-        self.seed = seed
+        self.random_state = random_state
         self.max_fit = max_fit
 
     def fit(self, X: np.ndarray, y: Sequence[Hashable]) -> "SubclassDiscovery":
@@ -78,7 +79,7 @@ class SubclassDiscovery:
             raise ValueError(f"n_components must be 'bic' or an int >= 2, got {self.n_components!r}")
         self.tree_: dict[str, Node] = {}
         self.labels_ = np.empty(len(X), dtype=object)
-        rng = np.random.default_rng(self.seed)  # draws the max_fit subsets
+        rng = np.random.default_rng(self.random_state)  # draws the max_fit subsets
         for cls in np.unique(y):
             self._grow(X, str(cls), np.flatnonzero(y == cls), 0, rng)
         return self
@@ -116,7 +117,7 @@ class SubclassDiscovery:
         best, best_bic, rises = None, np.inf, 0
         for k in candidates:
             gm = GaussianMixture(k, covariance_type=self.covariance_type, n_init=2,
-                                 random_state=self.seed, reg_covar=1e-4)
+                                 random_state=self.random_state, reg_covar=1e-4)
             with threadpool_limits(1):  # after sklearn's import: it limits loaded libraries only
                 gm.fit(fit_on)
             bic = gm.bic(fit_on) if len(candidates) > 1 else 0.0
@@ -144,7 +145,7 @@ def recovery_nmi(X: np.ndarray, y: Sequence[Hashable], merge: Sequence[Hashable]
     rows = np.flatnonzero(np.isin(y, np.asarray(merge)))
     if len(np.unique(y[rows])) < 2:
         raise ValueError(f"need samples of at least two of the merged classes {list(merge)}")
-    sd = SubclassDiscovery(max_level=1, n_components=n_components, min_size=1, seed=seed)
+    sd = SubclassDiscovery(max_level=1, n_components=n_components, min_size=1, random_state=seed)
     sd.fit(np.asarray(X)[rows], np.zeros(len(rows), dtype=np.int64))
     nmi = normalized_mutual_info_score(y[rows], sd.labels_.astype(str), average_method="arithmetic")
     return float(nmi), rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Hashable, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 
 def _as_2d(X: np.ndarray) -> np.ndarray:
@@ -65,7 +66,7 @@ def spread(X: np.ndarray, m: int) -> np.ndarray:
     return np.asarray(picks, dtype=np.int64)
 
 
-class AlbumSummary:
+class AlbumSummary(BaseEstimator):
     """Pick n faces that cover an album's groups (expressions, sub-classes or people).
 
     fit(X, groups) sets `selected_` (row indices into X, grouped, largest group first),
