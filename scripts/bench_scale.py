@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from ferindex.config import DATA_HINT, data_dir
-from ferindex.pipeline.build import EXPRESSION, IDENTITY, IDENTITY_MODEL, BuildOptions, build_album
+from ferindex.pipeline.build import BuildOptions, build_album
+from ferindex.pipeline.process import EXPRESSION, IDENTITY, IDENTITY_MODEL
 from ferindex.store import ann
 from ferindex.store.catalog import CATALOG_NAME, Catalog, FaceRecord, PhotoRecord
 from ferindex.store.vectors import VectorIndex, data_files, refreshed_index, sidecar_path

@@ -57,7 +57,7 @@ def add_synthetic_faces(index: Path, album: Path, data: Path, total: int, seed: 
     from PIL import Image
 
     from ferindex.io.scan import content_hash
-    from ferindex.pipeline.build import EXPRESSION, IDENTITY, IDENTITY_MODEL, THUMB_SIZE
+    from ferindex.pipeline.process import EXPRESSION, IDENTITY, IDENTITY_MODEL, THUMB_SIZE
     from ferindex.store.catalog import Catalog, FaceRecord, PhotoRecord
     from ferindex.store.lock import WriteLock
     from ferindex.embed import load_model

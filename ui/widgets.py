@@ -47,7 +47,7 @@ def show_problem(e: UploadProblem) -> None:
 
 def face_crop(rgb: np.ndarray, box: Sequence[int]) -> bytes:
     """The same square JPEG around a face that the build stores as an album face's thumbnail."""
-    from ferindex.pipeline.build import face_thumbnail
+    from ferindex.pipeline.process import face_thumbnail
 
     return face_thumbnail(rgb, tuple(int(v) for v in box))
 

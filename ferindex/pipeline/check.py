@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ferindex.errors import CatalogError
-from ferindex.pipeline.build import IDENTITY_MODEL
+from ferindex.pipeline.process import IDENTITY_MODEL
 from ferindex.store.catalog import CATALOG_NAME, CHIP_SIZE, SCHEMA_VERSION, Catalog, connect
 from ferindex.store.lock import WriteLock
 from ferindex.store.vectors import (VectorIndex, data_files, file_checksum, read_sidecar,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from ferindex.pipeline.process import FaceExtractor, PhotoResult, PhotoTask, process_photo
 
 if TYPE_CHECKING:
-    from ferindex.pipeline.build import BuildOptions
+    from ferindex.pipeline.options import BuildOptions
 
 _extractor: FaceExtractor | None = None  # one per worker process
 

@@ -21,7 +21,7 @@ from ferindex.errors import BadImageError, FerindexError
 from ferindex.store.catalog import FaceRecord, PhotoRecord
 
 if TYPE_CHECKING:  # build.py imports this module: only the type is needed here
-    from ferindex.pipeline.build import BuildOptions
+    from ferindex.pipeline.options import BuildOptions
 
 EXPRESSION = "expression"
 IDENTITY = "identity"

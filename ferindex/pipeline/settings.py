@@ -16,7 +16,7 @@ from ferindex.errors import FerindexError
 from ferindex.store.catalog import Catalog
 
 if TYPE_CHECKING:
-    from ferindex.pipeline.build import BuildOptions
+    from ferindex.pipeline.options import BuildOptions
 
 DEFAULTS = {"detector": "hog", "upsample": 1, "model_pack": None}
 
