@@ -21,12 +21,9 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
-from typing import TYPE_CHECKING
 
+from ferindex.pipeline.options import BuildOptions
 from ferindex.pipeline.process import FaceExtractor, PhotoResult, PhotoTask, process_photo
-
-if TYPE_CHECKING:
-    from ferindex.pipeline.options import BuildOptions
 
 _extractor: FaceExtractor | None = None  # one per worker process
 

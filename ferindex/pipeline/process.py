@@ -13,15 +13,12 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ferindex.errors import BadImageError, FerindexError
+from ferindex.pipeline.options import BuildOptions
 from ferindex.store.catalog import FaceRecord, PhotoRecord
-
-if TYPE_CHECKING:  # build.py imports this module: only the type is needed here
-    from ferindex.pipeline.options import BuildOptions
 
 EXPRESSION = "expression"
 IDENTITY = "identity"

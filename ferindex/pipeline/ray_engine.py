@@ -25,13 +25,10 @@ import math
 import pickle
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 from ferindex.errors import FerindexError
+from ferindex.pipeline.options import BuildOptions
 from ferindex.pipeline.process import PhotoResult, PhotoTask, PhotoWorker
-
-if TYPE_CHECKING:
-    from ferindex.pipeline.options import BuildOptions
 
 RAY_MISSING = "--engine ray needs Ray: pip install 'ferindex[ray]'"
 SHARDS_PER_WORKER = 4  # enough blocks that a slow shard does not leave workers idle

@@ -10,13 +10,10 @@ where no photo has reached the detector yet, takes the given values (or the defa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ferindex.errors import FerindexError
+from ferindex.pipeline.options import BuildOptions
 from ferindex.store.catalog import Catalog
-
-if TYPE_CHECKING:
-    from ferindex.pipeline.options import BuildOptions
 
 DEFAULTS = {"detector": "hog", "upsample": 1, "model_pack": None}
 
