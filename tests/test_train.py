@@ -130,3 +130,20 @@ def test_bank_keeps_each_distinct_face_once(trainer) -> None:
     a, b = np.zeros((48, 48), np.uint8), np.full((48, 48), 7, np.uint8)
     images = np.stack([a, b, a, b, b, np.eye(48, dtype=np.uint8)])
     assert distinct_faces(images).tolist() == [0, 1, 5]
+
+
+def test_stem_stride_two_runs_the_net_at_half_resolution_for_a_quarter_of_the_cost() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ferindex.nn.backbones import ResNetFace
+
+    x = {"face": torch.randn(2, 1, 48, 48)}
+    flops, shapes = {}, {}
+    for stride in (1, 2):
+        net = ResNetFace(width=0.25, stem_stride=stride).eval()
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            shapes[stride] = net.stem(x["face"]).shape[-2:]
+            net(x)
+        flops[stride] = fc.get_total_flops()
+    assert tuple(shapes[1]) == (48, 48) and tuple(shapes[2]) == (24, 24)
+    assert 0.2 < flops[2] / flops[1] < 0.3
