@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from ferindex.embed import export_model, load_model
+from ferindex.evaluation import saw_ckplus
 from ferindex.nn.ensemble import ViewEnsemble
 from ferindex.nn.model import build_model
 
@@ -67,3 +68,12 @@ def test_exported_ensemble_loads_and_embeds_like_a_model(tmp_path: Path) -> None
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "again.safetensors"))
     (tmp_path / "again.json").write_text(json.dumps(card))
     assert np.allclose(load_model(tmp_path / "again.json").embed(faces), z, atol=1e-5)
+
+
+def test_an_ensemble_saw_ckplus_when_any_member_did() -> None:
+    """The evaluation labels CK+ scores as training-set scores when any member trained on CK+48."""
+    fer_only = {"data": "FER2013 Training with FER+ vote distributions"}
+    with_ck = {"data": "FER2013 Training with FER+ vote distributions + CK+48 (all subjects, x4)"}
+    assert not saw_ckplus(fer_only) and saw_ckplus(with_ck)
+    assert saw_ckplus({"ensemble": {}, "members": [fer_only, with_ck]})
+    assert not saw_ckplus({"ensemble": {}, "members": [fer_only, fer_only]})
