@@ -98,12 +98,16 @@ def ckplus_cross(model: ExpressionModel) -> dict:
     nmi, f1 = kmeans_nmi_f1(z, ck.labels)
     return {"n": len(ck), "knn11_acc": knn_accuracy(bank_z, bank_y, z, ck.labels, k=K, metric=model.metric),
             "softmax_acc": float((p.argmax(1) == ck.labels).mean()), "nmi": nmi, "f1": f1,
-            "trained_on_ckplus": saw_ckplus(model.card.get("training", {}))}
+            "trained_on_ckplus": saw_ckplus(model.card.get("training"))}
 
 
-def saw_ckplus(training: dict) -> bool:
-    """Whether a card's training record (an ensemble's: any member's) names CK+48 in its data."""
-    return "CK+48" in training.get("data", "") or any(saw_ckplus(m) for m in training.get("members", []))
+def saw_ckplus(training: dict | None) -> bool:
+    """Whether CK+48 is named anywhere in a card's training lineage: its own data, an ensemble's
+    members or the model it was fine-tuned from (`init`), since any of them put CK+ in the weights."""
+    if not training:
+        return False
+    earlier = [*training.get("members", []), training.get("init")]
+    return "CK+48" in training.get("data", "") or any(saw_ckplus(t) for t in earlier)
 
 
 def ckplus_subject_cv(model: ExpressionModel, n_folds: int = 10, seed: int = 0) -> dict:

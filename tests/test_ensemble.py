@@ -71,9 +71,12 @@ def test_exported_ensemble_loads_and_embeds_like_a_model(tmp_path: Path) -> None
 
 
 def test_an_ensemble_saw_ckplus_when_any_member_did() -> None:
-    """The evaluation labels CK+ scores as training-set scores when any member trained on CK+48."""
+    """The evaluation labels CK+ scores as training-set scores when any member, or any model a
+    member was fine-tuned from, trained on CK+48."""
     fer_only = {"data": "FER2013 Training with FER+ vote distributions"}
     with_ck = {"data": "FER2013 Training with FER+ vote distributions + CK+48 (all subjects, x4)"}
     assert not saw_ckplus(fer_only) and saw_ckplus(with_ck)
     assert saw_ckplus({"ensemble": {}, "members": [fer_only, with_ck]})
     assert not saw_ckplus({"ensemble": {}, "members": [fer_only, fer_only]})
+    assert saw_ckplus(fer_only | {"init": with_ck})  # fine-tuned on FER+ alone from a CK+-trained model
+    assert not saw_ckplus(fer_only | {"init": None})
