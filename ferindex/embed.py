@@ -92,6 +92,11 @@ class ExpressionModel:
         cal = self.card.get("calibration", {}).get(kind)
         return np.asarray(cal["class_weight"], np.float64) if cal else None
 
+    def knn_softmax_weight(self) -> float:
+        """The weight of the softmax blended into the KNN votes before their correction
+        (analysis/calibration.py); 0 for a model whose card has none."""
+        return float(self.card.get("calibration", {}).get("knn", {}).get("softmax_weight", 0.0))
+
     def reference_bank(self) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings (M, dim) float32 and labels (M,) of the labelled training faces."""
         return _load_bank(_bank_path(self.card_path))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis.calibration import reweight
+from .analysis.calibration import blend, reweight
 from .analysis.knn import KNNClassifier
 from .analysis.metrics import (acc_at_k, confusion, kmeans_nmi_f1, knn_accuracy, map_at_r, recall_at_k,
                                save_confusion_png)
@@ -28,10 +28,12 @@ def per_class(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict:
 
 def label_readings(model: ExpressionModel, z: np.ndarray, raw_softmax: np.ndarray) -> dict[str, np.ndarray]:
     """The four class posteriors of faces: KNN(K=11) votes over the reference bank and the
-    softmax, each raw and with the card's prior correction (what users are shown)."""
+    softmax, each raw and as users are shown them (the votes blended with the softmax, each
+    prior-corrected, as the card says)."""
     bank_z, bank_y = model.reference_bank()
     votes = KNNClassifier(k=K, metric=model.metric).fit(bank_z, bank_y, classes=np.arange(len(model.classes))).predict_proba(z)
-    return {"knn_raw": votes, "knn": reweight(votes, model.class_weight("knn")),
+    shown = reweight(blend(votes, raw_softmax, model.knn_softmax_weight()), model.class_weight("knn"))
+    return {"knn_raw": votes, "knn": shown,
             "softmax_raw": raw_softmax, "softmax": reweight(raw_softmax, model.class_weight("softmax"))}
 
 
@@ -151,7 +153,7 @@ def report_lines(res: dict, classes: list[str]) -> list[str]:
 
     f = res["fer_plus_private_test"]
     rows = [("FER+ PrivateTest (dedup) n", str(f["n"]))]
-    for name, title in (("knn_raw", "KNN(K=11), raw votes"), ("knn", "KNN(K=11), prior-corrected"),
+    for name, title in (("knn_raw", "KNN(K=11), raw votes"), ("knn", "KNN(K=11) + softmax blend, prior-corrected"),
                         ("softmax_raw", "softmax, raw"), ("softmax", "softmax, prior-corrected")):
         pc = f["per_class"][name]
         rows.append((f"  {title}: accuracy / mean class recall %", f"{pct(pc['acc'])} / {pct(pc['mean_recall'])}"))

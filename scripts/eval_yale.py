@@ -8,7 +8,7 @@ FER template, faces/align.py) and `box` (square detector-box crop, the naive bas
 Condition -> FER+ class: happy->happiness, sad->sadness, surprised->surprise, normal->neutral.
 Reported per crop: softmax argmax over all model classes (prior-corrected as the model card says,
 what users see, and raw), argmax restricted to the 4 classes, and KNN (K=11, distance-weighted,
-model metric) against the model's reference bank (prior-corrected and raw). Photos without a
+model metric) against the model's reference bank (as shown: blended with the softmax and prior-corrected; and raw). Photos without a
 detected face count as errors.
 Usage: python scripts/eval_yale.py [--crop aligned box] [--model NAME_OR_PATH] [--json]
 """
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             "softmax": proba.argmax(1),
             "softmax_raw": raw.argmax(1),
             "softmax_4": np.asarray(four)[proba[:, four].argmax(1)],
-            f"knn{K}": knn.predict_proba(z).argmax(1),  # columns in model.classes order
+            f"knn{K}": knn.predict_proba(z, raw).argmax(1),  # columns in model.classes order
             f"knn{K}_raw": knn_raw.predict_proba(z).argmax(1),
         }
         row = {"crop": crop, "photos": len(truth), "detected": int(found.sum())}

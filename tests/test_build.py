@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ferindex.analysis.album import labeller_id
 from ferindex.config import DATA_HINT, data_dir
 from ferindex.pipeline.build import BuildOptions, build_album
 from ferindex.pipeline.query import query_photo
@@ -289,7 +290,12 @@ def test_incremental_build_skips_moves_deletes_and_reembeds(tmp_path):
     assert fourth.knn_labelled == len(after)  # votes recomputed with the new model's vectors
     with Catalog.open(index) as cat:
         assert cat.get_meta("model_id") == "retrained-model"
-        assert cat.faces_without_knn("retrained-model") == []
+        assert cat.faces_without_knn("retrained-model", labeller_id(new_model)) == []
     _check_consistent(index, 7)
     vi, side = VectorIndex.load(index, "expression")
     assert side.model_id == "retrained-model" and vi.count == len(after)
+
+    recalibrated = RenamedModel(load_model(), "retrained-model")  # same weights, new label calibration
+    recalibrated.card = {**new_model.card, "calibration": {}}
+    fifth = build_album(album, index, opts, detector=det, model=recalibrated)
+    assert fifth.reembedded == 0 and fifth.knn_labelled == len(after)  # stale labels redone, vectors kept

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ferindex.analysis.calibration import PriorCalibrator, balanced_accuracy, reweight
+from ferindex.analysis.calibration import BlendCalibrator, PriorCalibrator, balanced_accuracy, blend, reweight, unweight
 from ferindex.analysis.knn import KNNClassifier
 
 
@@ -40,3 +40,49 @@ def test_knn_applies_class_weights_to_its_votes() -> None:
     weighted = KNNClassifier(k=4, class_weight=np.array([0.2, 1.0])).fit(X, y).predict_proba(q)
     np.testing.assert_allclose(weighted, reweight(raw, np.array([0.2, 1.0])), atol=1e-6)
     assert raw.argmax() == 0 and weighted.argmax() == 1
+
+
+def test_blend_calibrator_mixes_in_the_softmax_where_coarse_votes_cannot_be_corrected() -> None:
+    """Votes of 11 neighbours that put every minority face below the majority (at most 4 of 11
+    votes) cannot be corrected by a class weight without calling many majority faces minority
+    too; a smooth softmax with the same evidence can. The calibrator must find that blend, keep
+    the accuracy budget, and prefer no blend when the softmax adds nothing."""
+    rng = np.random.default_rng(1)
+    proba, y = _skewed(rng)
+    votes = np.round(proba * 11).clip(0, 11)
+    votes[y == 1, 1] = rng.integers(2, 5, (y == 1).sum())  # minority: 2-4 of 11 votes
+    votes[y == 0, 1] = rng.integers(0, 5, (y == 0).sum())  # majority: 0-4 of 11 votes
+    votes[:, 0] = 11 - votes[:, 1]
+    votes = (votes / 11).astype(np.float32)
+    prior = np.array([0.9, 0.1])
+    votes_only = PriorCalibrator().fit(votes, y, prior, acc_floor=np.mean(votes.argmax(1) == y) - 0.01)
+    cal = BlendCalibrator().fit(votes, proba, y, prior)
+    acc, bacc = cal.scores_[cal.softmax_weight_][cal.tau_]
+    assert 0 < cal.softmax_weight_ <= 0.5
+    assert bacc > votes_only.scores_[votes_only.tau_][1] + 0.1 and acc >= np.mean(votes.argmax(1) == y) - 0.01
+    pred = reweight(blend(votes, proba, cal.softmax_weight_), cal.class_weight_).argmax(1)
+    assert balanced_accuracy(y, pred, 2) == pytest.approx(bacc)
+    assert BlendCalibrator().fit(votes, votes, y, prior).softmax_weight_ == 0.0  # nothing to gain: no blend
+
+
+def test_blend_keeps_votes_where_the_softmax_is_unknown_and_unweight_inverts_reweight() -> None:
+    votes = np.array([[1.0, 0.0], [1.0, 0.0]], np.float32)
+    softmax = np.array([[0.0, 1.0], [np.nan, np.nan]], np.float32)
+    np.testing.assert_allclose(blend(votes, softmax, 0.25), [[0.75, 0.25], [1.0, 0.0]])
+    assert blend(votes, None, 0.0) is votes
+    with pytest.raises(ValueError, match="softmax"):
+        blend(votes, None, 0.5)
+    p = np.array([[0.7, 0.3], [0.2, 0.8]], np.float32)
+    np.testing.assert_allclose(unweight(reweight(p, np.array([0.25, 1.0])), np.array([0.25, 1.0])), p, atol=1e-6)
+
+
+def test_knn_blends_the_softmax_it_is_given_before_the_class_weights() -> None:
+    X = np.array([[0.0], [0.1], [0.2], [1.0]], np.float32)
+    y = np.array([0, 0, 0, 1])
+    q = np.array([[0.6]], np.float32)
+    softmax = np.array([[0.1, 0.9]], np.float32)
+    knn = KNNClassifier(k=4, softmax_weight=0.5, class_weight=np.array([0.5, 1.0])).fit(X, y)
+    raw = KNNClassifier(k=4).fit(X, y).predict_proba(q)
+    np.testing.assert_allclose(knn.predict_proba(q, softmax), reweight(0.5 * raw + 0.5 * softmax, np.array([0.5, 1.0])), atol=1e-6)
+    with pytest.raises(ValueError, match="softmax"):
+        knn.predict_proba(q)

@@ -156,10 +156,15 @@ def test_labels_people_and_thumbnails_api(cat):
     with cat.transaction():
         cat.set_user_label(ids[0], "happiness")
         cat.set_knn_labels(ids, np.eye(7, dtype=np.float32)[[1, 2, 2]], ["a", "b", "b"], MODEL)
+        cat.set_predictions(ids, np.eye(7, dtype=np.float32)[[3, 4, 5]], ["c", "d", "e"], MODEL)
     assert cat.labels_version > v0
     assert cat.user_labels() == {ids[0]: "happiness"}
     assert cat.label_counts() == {"b": 2, "happiness": 1}  # user label first, then KNN
     assert cat.faces_without_knn(MODEL) == [] and cat.faces_without_knn("other") == []
+    assert cat.faces_without_knn(MODEL, "recalibrated") == ids  # labels of another calibration are stale
+    posteriors = cat.stored_posteriors([ids[2], 12345, ids[0]], MODEL, 7)
+    np.testing.assert_array_equal(posteriors[[0, 2]], np.eye(7)[[5, 3]])
+    assert np.isnan(posteriors[1]).all() and np.isnan(cat.stored_posteriors(ids, "other", 7)).all()
     np.testing.assert_array_equal(cat.face_details([ids[1]])[ids[1]]["knn_probs"], np.eye(7)[2])
     with pytest.raises(CatalogError, match="no face with id 999"):
         cat.set_user_label(999, "fear")

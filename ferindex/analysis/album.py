@@ -8,7 +8,9 @@ model's softmax argmax.
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -146,9 +148,19 @@ def album_knn(cat: Catalog, model, k: int = KNN_K, user_weight: float = USER_WEI
     return make_knn(model, k=k, user=user_bank(cat, model.model_id), user_weight=user_weight)
 
 
+def labeller_id(model) -> str:
+    """What computed an album's KNN labels: the model id plus a digest of its card's
+    calibration, so labels made under an earlier calibration of the same weights count as stale."""
+    cal = json.dumps(model.card.get("calibration"), sort_keys=True).encode()
+    return f"{model.model_id}:{hashlib.blake2b(cal, digest_size=4).hexdigest()}"
+
+
 def label_faces(cat: Catalog, model, face_ids: Sequence[int] | None = None, knn=None) -> int:
     """Store each face's KNN label and vote shares (the faces of `face_ids`, default: every face
-    with a vector of `model`); commits in batches and returns the number labelled."""
+    with a vector of `model`), blended with the softmax the build stored for the face where the
+    card says so; commits in batches and returns the number labelled."""
+    from ferindex.analysis.calibration import unweight
+
     mid = model.model_id
     if face_ids is None:
         face_ids = cat.load_vectors(EXPRESSION, mid)[0].tolist()
@@ -161,9 +173,12 @@ def label_faces(cat: Catalog, model, face_ids: Sequence[int] | None = None, knn=
         ids, X = cat.load_vectors(EXPRESSION, mid, face_ids=face_ids[s:s + LABEL_BATCH])
         if not len(ids):
             continue
-        votes = knn.predict_proba(X)
+        softmax = None
+        if knn.softmax_weight:
+            softmax = unweight(cat.stored_posteriors(ids.tolist(), mid, len(classes)), model.class_weight("softmax"))
+        votes = knn.predict_proba(X, softmax)
         with cat.transaction():
-            cat.set_knn_labels(ids.tolist(), votes, classes[votes.argmax(1)].tolist(), mid)
+            cat.set_knn_labels(ids.tolist(), votes, classes[votes.argmax(1)].tolist(), labeller_id(model))
         done += len(ids)
     return done
 

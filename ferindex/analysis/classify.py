@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ferindex.analysis.calibration import reweight
 from ferindex.analysis.knn import KNNClassifier, combine_banks
 from ferindex.errors import FerindexError
 
@@ -35,8 +36,9 @@ def make_knn(model, k: int = 11, user: tuple[np.ndarray, np.ndarray] | None = No
     w = None
     if user is not None and len(user[0]):
         X, y, w = combine_banks(X, y, user[0], user[1], user_weight)
-    cw = model.class_weight("knn") if calibrated else None
-    return KNNClassifier(k=k, metric=model.metric, class_weight=cw).fit(X, y, classes=model.classes, sample_weight=w)
+    cw, sw = (model.class_weight("knn"), model.knn_softmax_weight()) if calibrated else (None, 0.0)
+    return KNNClassifier(k=k, metric=model.metric, class_weight=cw, softmax_weight=sw
+                         ).fit(X, y, classes=model.classes, sample_weight=w)
 
 
 def classify_photo(path: Path, model, detector, knn: KNNClassifier) -> list[dict]:
@@ -51,8 +53,9 @@ def classify_photo(path: Path, model, detector, knn: KNNClassifier) -> list[dict
     aligned = [align_face_with_landmarks(rgb, d.landmarks) for d in dets]
     chips = np.stack([a[0] for a in aligned])
     lms = np.stack([a[1] for a in aligned])
-    Z, P = model.embed_and_proba(chips, lms if lms.shape[1:] == (68, 2) else None)
-    votes = knn.predict_proba(Z)
+    Z, raw = model.embed_and_proba(chips, lms if lms.shape[1:] == (68, 2) else None, calibrated=False)
+    votes = knn.predict_proba(Z, raw)
+    P = reweight(raw, model.class_weight("softmax"))
     classes = model.classes
     return [{"box": [int(v) for v in d.box],
              "label": classes[int(v.argmax())],

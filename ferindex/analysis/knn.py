@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from .calibration import reweight
+from .calibration import blend, reweight
 
 METRICS = ("euclidean", "cosine")
 _CHUNK = 4096  # queries per FAISS call: bounds the temporary distance blocks
@@ -99,15 +99,18 @@ class KNNClassifier(BaseEstimator):
 
     To combine the shipped reference bank with faces the user labelled, fit on the
     concatenation (see `combine_banks`); `sample_weight` lets user labels count more;
-    `class_weight` (one per class, in `classes` order) corrects the bank's class prior.
+    `class_weight` (one per class, in `classes` order) corrects the bank's class prior, after
+    the votes are blended with the model's softmax at `softmax_weight` (then `predict_proba`
+    needs the raw softmax of the same faces; analysis/calibration.py says why).
     """
 
     def __init__(self, k: int = 11, weights: str = "distance", metric: str = "euclidean",
-                 class_weight: np.ndarray | None = None) -> None:
+                 class_weight: np.ndarray | None = None, softmax_weight: float = 0.0) -> None:
         self.k = k
         self.weights = weights
         self.metric = metric
         self.class_weight = class_weight  # prior correction per class (analysis/calibration.py)
+        self.softmax_weight = softmax_weight
 
     def fit(self, X: np.ndarray, y: Sequence, classes: Sequence | None = None,
             sample_weight: np.ndarray | None = None) -> "KNNClassifier":
@@ -132,13 +135,16 @@ class KNNClassifier(BaseEstimator):
         """(distances, indices) of the min(k, bank size) nearest bank rows."""
         return search(self.X_, X, min(self.k, len(self.X_)), self.metric)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: np.ndarray, softmax: np.ndarray | None = None) -> np.ndarray:
+        """Class posteriors of X: the vote shares, blended with `softmax` (the model's raw
+        softmax of X, needed when softmax_weight > 0) and prior-corrected."""
         dist, idx = self.kneighbors(X)
         sw = None if self.sample_weight_ is None else self.sample_weight_[idx]
-        return reweight(vote(dist, self.y_[idx], len(self.classes_), self.weights, sw), self.class_weight)
+        votes = vote(dist, self.y_[idx], len(self.classes_), self.weights, sw)
+        return reweight(blend(votes, softmax, self.softmax_weight), self.class_weight)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+    def predict(self, X: np.ndarray, softmax: np.ndarray | None = None) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X, softmax), axis=1)]
 
 
 def combine_banks(bank_X: np.ndarray, bank_y: np.ndarray, user_X: np.ndarray, user_y: np.ndarray,

@@ -287,10 +287,10 @@ class Builder:
             self.report.reembedded += len(part)
 
     def _label(self, cat: Catalog) -> None:
-        """KNN labels for faces that have none computed with the current model."""
-        from ferindex.analysis.album import label_faces
+        """KNN labels for faces that have none computed with the current model and calibration."""
+        from ferindex.analysis.album import label_faces, labeller_id
 
-        ids = cat.faces_without_knn(self.model.model_id)
+        ids = cat.faces_without_knn(self.model.model_id, labeller_id(self.model))
         if ids:
             self.report.knn_labelled += label_faces(cat, self.model, ids)
 

@@ -42,21 +42,35 @@ class CatalogLabels(CatalogBase):
         self._bump_labels_version()
 
     def set_knn_labels(self, face_ids: Sequence[int], probs: np.ndarray, labels: Sequence[str],
-                       model_id: str) -> None:
-        """Store KNN votes (vote shares per class) and their argmax label, computed with the
-        vectors and reference bank of `model_id`."""
+                       labeller: str) -> None:
+        """Store KNN votes (vote shares per class) and their argmax label, computed by
+        `labeller` (the model id, with its calibration: analysis/album.py `labeller_id`)."""
         self.con.executemany(
             "UPDATE faces SET knn_probs = ?, knn_label = ?, knn_model = ? WHERE id = ?",
-            [(as_blob(p, "float32"), lab, model_id, int(f))
+            [(as_blob(p, "float32"), lab, labeller, int(f))
              for f, p, lab in zip(face_ids, probs, labels)],
         )
         self._bump_labels_version()
 
-    def faces_without_knn(self, model_id: str) -> list[int]:
-        """Faces with an expression vector of `model_id` but no KNN label computed with it."""
+    def faces_without_knn(self, model_id: str, labeller: str | None = None) -> list[int]:
+        """Faces with an expression vector of `model_id` but no KNN label computed by
+        `labeller` (default: `model_id`)."""
         return [int(r[0]) for r in self.con.execute(
             "SELECT f.id FROM faces f JOIN vectors v ON v.face_id = f.id AND v.kind = 'expression'"
-            " AND v.model_id = ? WHERE f.knn_model IS NOT ? ORDER BY f.id", (model_id, model_id))]
+            " AND v.model_id = ? WHERE f.knn_model IS NOT ? ORDER BY f.id", (model_id, labeller or model_id))]
+
+    def stored_posteriors(self, face_ids: Sequence[int], model_id: str, n_classes: int) -> np.ndarray:
+        """(n, n_classes) float32: the stored softmax posterior of each face (as `set_predictions`
+        wrote it) where `model_id` wrote it, NaN rows elsewhere."""
+        rows = dict(self.con.execute(
+            f"SELECT id, probs FROM faces WHERE probs_model = ? AND id IN ({','.join('?' * len(face_ids))})",
+            (model_id, *map(int, face_ids))).fetchall()) if len(face_ids) else {}
+        out = np.full((len(face_ids), n_classes), np.nan, np.float32)
+        for i, f in enumerate(face_ids):
+            blob = rows.get(int(f))
+            if blob is not None and len(blob) == 4 * n_classes:
+                out[i] = np.frombuffer(blob, np.float32)
+        return out
 
     def label_counts(self) -> dict[str, int]:
         """Faces per shown label (user label, else KNN label, else the model's)."""
