@@ -39,18 +39,16 @@ def main() -> None:
            "prior": "reference bank class frequencies"}
     knn = BlendCalibrator().fit(readings["knn_raw"], readings["softmax_raw"], val.labels, prior)
     softmax = PriorCalibrator().fit(readings["softmax_raw"], val.labels, prior)
-    for kind, c, scores in (("knn", knn, knn.scores_[0.0]), ("softmax", softmax, softmax.scores_)):
-        acc0, bacc0 = scores[0.0]
-        w = getattr(c, "softmax_weight_", 0.0)
-        acc, bacc = c.scores_[w][c.tau_] if kind == "knn" else scores[c.tau_]
+    fits = {"knn": (knn.softmax_weight_, knn, knn.scores_), "softmax": (0.0, softmax, {0.0: softmax.scores_})}
+    for kind, (w, c, tables) in fits.items():  # tables: {softmax weight: {tau: (acc, bacc)}}
+        (acc0, bacc0), (acc, bacc) = tables[0.0][0.0], tables[w][c.tau_]
         print(f"{kind}: softmax weight {w:.1f}, tau {c.tau_:+.2f}  accuracy {100 * acc0:.1f} -> {100 * acc:.1f}  "
               f"balanced accuracy {100 * bacc0:.1f} -> {100 * bacc:.1f}")
-        for weight, table in (knn.scores_.items() if kind == "knn" else [(0.0, scores)]):
+        for weight, table in tables.items():
             print(f"   w {weight:.1f} " + "  ".join(f"{t:+.2f}:{100 * a:.1f}/{100 * b:.1f}" for t, (a, b) in table.items()))
         cal[kind] = {"tau": c.tau_, "class_weight": [round(float(x), 6) for x in c.class_weight_],
                      "val_acc": acc, "val_balanced_acc": bacc, "val_acc_raw": acc0, "val_balanced_acc_raw": bacc0}
-        if kind == "knn":
-            cal[kind]["softmax_weight"] = w
+    cal["knn"]["softmax_weight"] = knn.softmax_weight_
     if not args.dry_run:
         card = json.loads(model.card_path.read_text())
         card["calibration"] = cal

@@ -168,6 +168,7 @@ def label_faces(cat: Catalog, model, face_ids: Sequence[int] | None = None, knn=
         return 0
     knn = knn or album_knn(cat, model)
     classes = np.asarray(knn.classes_)
+    labeller = labeller_id(model)
     done = 0
     for s in range(0, len(face_ids), LABEL_BATCH):
         ids, X = cat.load_vectors(EXPRESSION, mid, face_ids=face_ids[s:s + LABEL_BATCH])
@@ -178,7 +179,7 @@ def label_faces(cat: Catalog, model, face_ids: Sequence[int] | None = None, knn=
             softmax = unweight(cat.stored_posteriors(ids.tolist(), mid, len(classes)), model.class_weight("softmax"))
         votes = knn.predict_proba(X, softmax)
         with cat.transaction():
-            cat.set_knn_labels(ids.tolist(), votes, classes[votes.argmax(1)].tolist(), labeller_id(model))
+            cat.set_knn_labels(ids.tolist(), votes, classes[votes.argmax(1)].tolist(), labeller)
         done += len(ids)
     return done
 

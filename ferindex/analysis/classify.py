@@ -41,6 +41,14 @@ def make_knn(model, k: int = 11, user: tuple[np.ndarray, np.ndarray] | None = No
                          ).fit(X, y, classes=model.classes, sample_weight=w)
 
 
+def read_expressions(model, knn: KNNClassifier, chips: np.ndarray, landmarks: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings, KNN label posteriors, shown softmax) of aligned chips from one network pass:
+    the KNN label blends in the raw softmax, users are shown the corrected one."""
+    Z, raw = model.embed_and_proba(chips, landmarks, calibrated=False)
+    return Z, knn.predict_proba(Z, raw), reweight(raw, model.class_weight("softmax"))
+
+
 def classify_photo(path: Path, model, detector, knn: KNNClassifier) -> list[dict]:
     """[{box, label, probs (KNN votes), model_label, model_probs}] left to right."""
     from ferindex.faces.align import align_face_with_landmarks
@@ -53,9 +61,7 @@ def classify_photo(path: Path, model, detector, knn: KNNClassifier) -> list[dict
     aligned = [align_face_with_landmarks(rgb, d.landmarks) for d in dets]
     chips = np.stack([a[0] for a in aligned])
     lms = np.stack([a[1] for a in aligned])
-    Z, raw = model.embed_and_proba(chips, lms if lms.shape[1:] == (68, 2) else None, calibrated=False)
-    votes = knn.predict_proba(Z, raw)
-    P = reweight(raw, model.class_weight("softmax"))
+    _, votes, P = read_expressions(model, knn, chips, lms if lms.shape[1:] == (68, 2) else None)
     classes = model.classes
     return [{"box": [int(v) for v in d.box],
              "label": classes[int(v.argmax())],

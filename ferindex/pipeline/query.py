@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ferindex.analysis.calibration import reweight
+from ferindex.analysis.classify import read_expressions
 from ferindex.config import INDEX_DIRNAME
 from ferindex.errors import CatalogError, FerindexError
 from ferindex.store.catalog import Catalog
@@ -121,9 +121,8 @@ def query_photo(image: str | Path, index_dir: str | Path, *, k: int = 10, face: 
             raise NoFaceError(f"{image}: no face found in this photo")
         i, det = pick_face(dets, face, image)
         chip, chip_lm = align_face_with_landmarks(rgb, det.landmarks)
-        Z, raw = model.embed_and_proba(chip[None], chip_lm[None], calibrated=False)
-        votes = album_knn(cat, model).predict_proba(Z, raw)[0]
-        P = reweight(raw, model.class_weight("softmax"))
+        Z, votes, P = read_expressions(model, album_knn(cat, model), chip[None], chip_lm[None])
+        votes = votes[0]
         c = model.classes
         qface = QueryFace(index=i, n_faces=len(dets), box=[int(v) for v in det.box],
                           label=c[int(votes.argmax())],
