@@ -299,3 +299,64 @@ def test_incremental_build_skips_moves_deletes_and_reembeds(tmp_path):
     recalibrated.card = {**new_model.card, "calibration": {}}
     fifth = build_album(album, index, opts, detector=det, model=recalibrated)
     assert fifth.reembedded == 0 and fifth.knn_labelled == len(after)  # stale labels redone, vectors kept
+
+
+def _recalibrated(model, **calibration):
+    """The same weights under the same id with other parts of the card's calibration: what a
+    release that only recalibrates the model ships."""
+    from ferindex.embed import ExpressionModel
+
+    card = {**model.card, "calibration": {**model.card.get("calibration", {}), **calibration}}
+    return ExpressionModel(card, model.net, model.card_path, model.model_id)
+
+
+def test_new_softmax_calibration_relabels_from_the_stored_raw_softmax(tmp_path):
+    from ferindex.analysis.calibration import reweight
+    from ferindex.embed import load_model
+
+    album = _chip_album(tmp_path / "album", 3)
+    index = tmp_path / "idx"
+    opts = BuildOptions(identity=False)
+    model, det = load_model(), CountingDetector()
+    n = build_album(album, index, opts, detector=det, model=model).faces_added
+
+    def shown(cat: Catalog, ids: list[int]) -> tuple[np.ndarray, list[str]]:
+        details = cat.face_details(ids)
+        return np.array([details[f]["probs"] for f in ids]), [details[f]["label"] for f in ids]
+
+    with Catalog.open(index) as cat:
+        ids = cat.load_vectors("expression", model.model_id)[0].tolist()
+        _, before = shown(cat, ids)
+        raw = cat.stored_posteriors(ids, model.model_id, len(model.classes), raw=True)
+        net = model.embed_and_proba(cat.chips(ids), cat.chip_landmarks(ids), calibrated=False)[1]
+    np.testing.assert_allclose(raw, net, atol=1e-5)  # the network's own softmax is stored
+
+    weight = np.full(len(model.classes), 1e-3)
+    weight[model.classes.index("contempt")] = 1.0
+    recal = _recalibrated(model, softmax={"tau": 1.0, "class_weight": weight.tolist()})
+    det.calls = 0
+    second = build_album(album, index, opts, detector=det, model=recal)
+    assert det.calls == 0 and second.reembedded == 0  # no network pass over the faces
+    assert second.recalibrated == n and second.knn_labelled == n
+    with Catalog.open(index) as cat:
+        probs, labels = shown(cat, ids)
+        assert cat.faces_with_stale_softmax(model.model_id, labeller_id(recal, "softmax"),
+                                            len(model.classes)) == []
+    np.testing.assert_allclose(probs, reweight(raw, weight), atol=1e-6)
+    assert labels == [model.classes[i] for i in probs.argmax(1)] and labels != before
+
+    with Catalog.open(index, create=True) as cat, cat.transaction():  # as a v5 catalog left it
+        cat.con.execute("UPDATE faces SET probs_raw = NULL, probs_labeller = NULL WHERE id = ?",
+                        (ids[0],))
+    third = build_album(album, index, opts, detector=det, model=model)  # back to the shipped card
+    assert third.reembedded == 0 and third.recalibrated == n - 1
+    with Catalog.open(index) as cat:
+        probs_back, labels_back = shown(cat, ids)
+    assert labels_back[0] == labels[0]  # nothing to re-derive it from: kept, not blanked
+    np.testing.assert_allclose(probs_back[0], probs[0])
+    np.testing.assert_allclose(probs_back[1:], reweight(raw[1:], model.class_weight("softmax")), atol=1e-6)
+    assert labels_back[1:] == before[1:]
+
+    knn_only = _recalibrated(model, knn={**model.card["calibration"]["knn"], "softmax_weight": 0.0})
+    fourth = build_album(album, index, opts, detector=det, model=knn_only)
+    assert fourth.recalibrated == 0 and fourth.knn_labelled == n  # the softmax's own part unchanged

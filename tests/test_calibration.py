@@ -86,3 +86,45 @@ def test_knn_blends_the_softmax_it_is_given_before_the_class_weights() -> None:
     np.testing.assert_allclose(knn.predict_proba(q, softmax), reweight(0.5 * raw + 0.5 * softmax, np.array([0.5, 1.0])), atol=1e-6)
     with pytest.raises(ValueError, match="softmax"):
         knn.predict_proba(q)
+
+
+class _CardModel:
+    """What the album's label writers read of a model: its id, classes and card calibration."""
+
+    model_id, classes = "m", ["a", "b", "c"]
+
+    def __init__(self, softmax_class_weight: list[float]) -> None:
+        self.card = {"calibration": {"softmax": {"class_weight": softmax_class_weight}}}
+
+    def class_weight(self, kind: str) -> np.ndarray | None:
+        cal = self.card["calibration"].get(kind)
+        return None if cal is None else np.asarray(cal["class_weight"], np.float64)
+
+
+def test_knn_labels_blend_the_stored_raw_softmax_after_a_recalibration(tmp_path) -> None:
+    """The KNN vote blends in the network's raw softmax as the build stored it, not the shown
+    posterior with the current card's correction undone (wrong when it was made under an older
+    card); faces stored before the raw softmax was kept fall back to that undoing."""
+    from ferindex.analysis.album import label_faces, predictions
+    from ferindex.store.catalog import Catalog, FaceRecord, PhotoRecord
+
+    old, new = _CardModel([1.0, 1.0, 0.1]), _CardModel([0.1, 1.0, 1.0])
+    raw = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.1, 0.3]], np.float32)
+    X = np.array([[0.0, 0.0], [0.5, 0.0], [1.0, 0.0]], np.float32)
+    stored = predictions(old, raw)
+    faces = [FaceRecord(box=(10 * i, 0, 10 * i + 9, 9), score=1.0, landmarks=np.zeros((68, 2)),
+                        chip=np.zeros((48, 48), np.uint8), vectors={("expression", "m"): X[i]},
+                        probs=stored.probs[i], label=stored.labels[i], probs_model="m",
+                        probs_raw=raw[i], probs_labeller=stored.labeller) for i in range(3)]
+    faces[2].probs, faces[2].probs_raw = reweight(raw[2:], new.class_weight("softmax"))[0], None
+    knn = KNNClassifier(k=2, softmax_weight=0.5).fit(
+        np.array([[0.1, 0.0], [0.9, 0.0], [0.5, 0.5]], np.float32), ["a", "b", "c"], classes=new.classes)
+    with Catalog.open(tmp_path / "idx", create=True) as cat:
+        with cat.transaction():
+            cat.add_photo(PhotoRecord("a.jpg", 1, 1, "h", "ok", faces=faces))
+        ids = cat.load_vectors("expression", "m")[0].tolist()
+        assert label_faces(cat, new, ids, knn=knn) == 3
+        got = np.array([d["knn_probs"] for d in map(cat.face_details(ids).get, ids)])
+    np.testing.assert_allclose(got, knn.predict_proba(X, raw), atol=1e-6)
+    undone = unweight(stored.probs, new.class_weight("softmax"))  # what was blended before
+    assert not np.allclose(knn.predict_proba(X[:2], undone[:2]), got[:2], atol=1e-3)

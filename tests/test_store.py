@@ -15,7 +15,7 @@ from ferindex.errors import CatalogError
 from ferindex.store import ann
 from ferindex.store import catalog as catalog_mod
 from ferindex.store import vectors as vectors_mod
-from ferindex.store.catalog import Catalog, FaceRecord, PhotoRecord
+from ferindex.store.catalog import Catalog, FaceRecord, PhotoRecord, Predictions
 from ferindex.store.lock import WriteLock
 from ferindex.store.vectors import (VectorIndex, fresh_sidecar, open_index, remove_stale_tmp,
                                     sidecar_path)
@@ -94,21 +94,27 @@ def test_migration_hook_runs_and_versions_are_checked(tmp_path, monkeypatch):
         Catalog.open(idx)
 
 
-def _v1_catalog(idx, user_labels_json: str | None) -> None:
-    """A catalog as schema v1 wrote it: the v1 script, 3 faces, user labels as meta JSON."""
+OLD_PROBS = np.eye(7, dtype=np.float32)[4]  # the softmax posterior of every face of _old_catalog
+
+
+def _old_catalog(idx, user_labels_json: str | None = None, version: int = 1) -> None:
+    """A catalog as schema `version` wrote it (its migrations from an empty file), with 3 faces
+    whose model softmax is OLD_PROBS / 'neutral' and, in v1, user labels as meta JSON."""
     import sqlite3
 
     idx.mkdir(parents=True)
     con = sqlite3.connect(idx / catalog_mod.CATALOG_NAME, isolation_level=None)
     con.execute("BEGIN")
-    catalog_mod.MIGRATIONS[0](con)  # the v1 script
-    con.execute("PRAGMA user_version = 1")
-    con.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('generation', '3')")
+    for v in range(version):
+        catalog_mod.MIGRATIONS[v](con)
+    con.execute(f"PRAGMA user_version = {version}")
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('generation', '3')", (str(version),))
     con.execute("INSERT INTO photos (id, path, size, mtime_ns, status, indexed_at)"
                 " VALUES (1, 'a.jpg', 1, 1, 'ok', 0)")
     for fid in (1, 2, 3):
-        con.execute("INSERT INTO faces (id, photo_id, face_idx, x0, y0, x1, y1, chip, label)"
-                    " VALUES (?, 1, ?, 0, 0, 9, 9, ?, 'neutral')", (fid, fid, bytes(48 * 48)))
+        con.execute("INSERT INTO faces (id, photo_id, face_idx, x0, y0, x1, y1, chip, probs, label,"
+                    " probs_model) VALUES (?, 1, ?, 0, 0, 9, 9, ?, ?, 'neutral', ?)",
+                    (fid, fid, bytes(48 * 48), OLD_PROBS.tobytes(), MODEL))
     if user_labels_json is not None:
         con.execute("INSERT INTO meta VALUES ('user_labels', ?)", (user_labels_json,))
     con.execute("COMMIT")
@@ -118,7 +124,7 @@ def _v1_catalog(idx, user_labels_json: str | None) -> None:
 def test_v1_catalog_migrates_user_labels_to_their_column(tmp_path):
     idx = tmp_path / "idx"
     # face 9 was deleted after it was labelled: its label has nowhere to go and is dropped
-    _v1_catalog(idx, json.dumps({"1": "happiness", "3": "fear", "9": "anger"}))
+    _old_catalog(idx, json.dumps({"1": "happiness", "3": "fear", "9": "anger"}))
     with pytest.raises(CatalogError, match="schema version 1"):
         Catalog.open(idx)
     with Catalog.open(idx, create=True) as c:  # what `ferindex build` does
@@ -135,7 +141,7 @@ def test_v1_catalog_migrates_user_labels_to_their_column(tmp_path):
 
 def test_v1_catalog_with_broken_user_labels_is_refused_untouched(tmp_path):
     idx = tmp_path / "idx"
-    _v1_catalog(idx, "[not json")
+    _old_catalog(idx, "[not json")
     with pytest.raises(CatalogError, match="user_labels"):
         Catalog.open(idx, create=True)
     import sqlite3
@@ -147,6 +153,40 @@ def test_v1_catalog_with_broken_user_labels_is_refused_untouched(tmp_path):
     assert "user_label" not in cols
 
 
+def test_v5_catalog_migrates_and_keeps_its_softmax_labels(tmp_path):
+    """A catalog from before the raw softmax was stored keeps its shown softmax and labels; with
+    nothing to re-derive them from, no calibration ever lists its faces as stale."""
+    idx = tmp_path / "idx"
+    _old_catalog(idx, version=5)
+    with Catalog.open(idx, create=True) as c:
+        assert c.schema_version == catalog_mod.SCHEMA_VERSION
+        cols = {r[1] for r in c.con.execute("PRAGMA table_info(faces)")}
+        assert {"probs_raw", "probs_labeller"} <= cols
+        details = c.face_details([1, 2, 3])
+        assert [details[f]["label"] for f in (1, 2, 3)] == ["neutral"] * 3
+        np.testing.assert_array_equal(details[1]["probs"], OLD_PROBS)
+        np.testing.assert_array_equal(c.stored_posteriors([1, 2], MODEL, 7), [OLD_PROBS] * 2)
+        assert np.isnan(c.stored_posteriors([1, 2], MODEL, 7, raw=True)).all()
+        assert c.faces_with_stale_softmax(MODEL, f"{MODEL}:any", 7) == []
+        assert c.generation == 3
+
+
+def test_softmax_of_another_calibration_is_listed_when_its_raw_softmax_is_stored(cat):
+    rng = np.random.default_rng(6)
+    with cat.transaction():
+        cat.add_photo(_photo(rng, "a.jpg", 4))
+    ids = cat.load_vectors("expression", MODEL)[0].tolist()
+    raw = np.full((4, 7), 1 / 7, np.float32)
+    with cat.transaction():  # ids[3] stays as an old catalog left it: no raw softmax
+        cat.set_predictions(ids[:3], Predictions(raw=raw[:3], probs=raw[:3], labels=["anger"] * 3,
+                                                 model_id=MODEL, labeller=f"{MODEL}:old"))
+        cat.con.execute("UPDATE faces SET probs_raw = ? WHERE id = ?", (b"bad", ids[2]))
+    assert cat.faces_with_stale_softmax(MODEL, f"{MODEL}:old", 7) == []
+    assert cat.faces_with_stale_softmax(MODEL, f"{MODEL}:new", 7) == ids[:2]  # damaged raw: kept
+    assert cat.faces_with_stale_softmax("other", "other:new", 7) == []
+    assert cat.face_details([ids[3]])[ids[3]]["label"] == "neutral"
+
+
 def test_labels_people_and_thumbnails_api(cat):
     rng = np.random.default_rng(5)
     with cat.transaction():
@@ -156,7 +196,10 @@ def test_labels_people_and_thumbnails_api(cat):
     with cat.transaction():
         cat.set_user_label(ids[0], "happiness")
         cat.set_knn_labels(ids, np.eye(7, dtype=np.float32)[[1, 2, 2]], ["a", "b", "b"], MODEL)
-        cat.set_predictions(ids, np.eye(7, dtype=np.float32)[[3, 4, 5]], ["c", "d", "e"], MODEL)
+        cat.set_predictions(ids, Predictions(raw=np.eye(7, dtype=np.float32)[[0, 1, 2]],
+                                             probs=np.eye(7, dtype=np.float32)[[3, 4, 5]],
+                                             labels=["c", "d", "e"], model_id=MODEL,
+                                             labeller=f"{MODEL}:cal"))
     assert cat.labels_version > v0
     assert cat.user_labels() == {ids[0]: "happiness"}
     assert cat.label_counts() == {"b": 2, "happiness": 1}  # user label first, then KNN
@@ -165,6 +208,7 @@ def test_labels_people_and_thumbnails_api(cat):
     posteriors = cat.stored_posteriors([ids[2], 12345, ids[0]], MODEL, 7)
     np.testing.assert_array_equal(posteriors[[0, 2]], np.eye(7)[[5, 3]])
     assert np.isnan(posteriors[1]).all() and np.isnan(cat.stored_posteriors(ids, "other", 7)).all()
+    np.testing.assert_array_equal(cat.stored_posteriors(ids, MODEL, 7, raw=True), np.eye(7)[:3])
     np.testing.assert_array_equal(cat.face_details([ids[1]])[ids[1]]["knn_probs"], np.eye(7)[2])
     with pytest.raises(CatalogError, match="no face with id 999"):
         cat.set_user_label(999, "fear")

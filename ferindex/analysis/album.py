@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ferindex.errors import CatalogError
-from ferindex.store.catalog import Catalog
+from ferindex.store.catalog import Catalog, Predictions
 
 EXPRESSION, IDENTITY = "expression", "identity"
 KNN_K = 11  # SGM (paper 003, Fig. 5)
@@ -148,19 +148,50 @@ def album_knn(cat: Catalog, model, k: int = KNN_K, user_weight: float = USER_WEI
     return make_knn(model, k=k, user=user_bank(cat, model.model_id), user_weight=user_weight)
 
 
-def labeller_id(model) -> str:
-    """What computed an album's KNN labels: the model id plus a digest of its card's
-    calibration, so labels made under an earlier calibration of the same weights count as stale."""
-    cal = json.dumps(model.card.get("calibration"), sort_keys=True).encode()
-    return f"{model.model_id}:{hashlib.blake2b(cal, digest_size=4).hexdigest()}"
+def labeller_id(model, kind: str | None = None) -> str:
+    """What computed an album's labels: the model id plus a digest of its card's calibration,
+    so labels made under an earlier calibration of the same weights count as stale. The KNN
+    labels (`kind` None) stand on the whole calibration; the softmax label (`kind` "softmax")
+    only on its own part, so a release that recalibrates the KNN vote alone leaves it as is."""
+    cal = model.card.get("calibration")
+    if kind is not None:
+        cal = (cal or {}).get(kind)
+    digest = hashlib.blake2b(json.dumps(cal, sort_keys=True).encode(), digest_size=4).hexdigest()
+    return f"{model.model_id}:{digest}"
+
+
+def predictions(model, raw: np.ndarray) -> Predictions:
+    """The catalog's record of the network's softmax `raw` (n, C) of some faces: prior-corrected
+    as `model`'s card says (what readers show) and stamped with that calibration, so the build
+    can tell when a new card calls for re-deriving it (`Catalog.faces_with_stale_softmax`)."""
+    from ferindex.analysis.calibration import reweight
+
+    probs = reweight(raw, model.class_weight("softmax"))
+    return Predictions(raw=np.asarray(raw, np.float32), probs=probs,
+                       labels=[model.classes[int(i)] for i in probs.argmax(1)],
+                       model_id=model.model_id, labeller=labeller_id(model, "softmax"))
+
+
+def stored_raw_softmax(cat: Catalog, model, face_ids: Sequence[int], n_classes: int) -> np.ndarray:
+    """(n, n_classes): the network's softmax of faces as `model` stored it, NaN rows where it
+    stored none. Faces stored before the catalog kept the raw softmax (schema v6) get it back by
+    undoing the current card's correction of their shown posterior, which is exact only when
+    that posterior was made under the same calibration: nothing better is left of them."""
+    from ferindex.analysis.calibration import unweight
+
+    mid = model.model_id
+    raw = cat.stored_posteriors(face_ids, mid, n_classes, raw=True)
+    old = np.flatnonzero(np.isnan(raw).any(axis=1))
+    if len(old):
+        shown = cat.stored_posteriors([face_ids[i] for i in old], mid, n_classes)
+        raw[old] = unweight(shown, model.class_weight("softmax"))
+    return raw
 
 
 def label_faces(cat: Catalog, model, face_ids: Sequence[int] | None = None, knn=None) -> int:
     """Store each face's KNN label and vote shares (the faces of `face_ids`, default: every face
-    with a vector of `model`), blended with the softmax the build stored for the face where the
-    card says so; commits in batches and returns the number labelled."""
-    from ferindex.analysis.calibration import unweight
-
+    with a vector of `model`), blended with the network's raw softmax the build stored for the
+    face where the card says so; commits in batches and returns the number labelled."""
     mid = model.model_id
     if face_ids is None:
         face_ids = cat.load_vectors(EXPRESSION, mid)[0].tolist()
@@ -176,7 +207,7 @@ def label_faces(cat: Catalog, model, face_ids: Sequence[int] | None = None, knn=
             continue
         softmax = None
         if knn.softmax_weight:
-            softmax = unweight(cat.stored_posteriors(ids.tolist(), mid, len(classes)), model.class_weight("softmax"))
+            softmax = stored_raw_softmax(cat, model, ids.tolist(), len(classes))
         votes = knn.predict_proba(X, softmax)
         with cat.transaction():
             cat.set_knn_labels(ids.tolist(), votes, classes[votes.argmax(1)].tolist(), labeller)

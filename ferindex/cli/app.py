@@ -121,7 +121,7 @@ def build(
         ("moved/renamed", stats["moved"]), ("unchanged (skipped)", stats["skipped"]),
         ("deleted", stats["deleted"]), ("faces added", stats["faces_added"]),
         ("faces removed", stats["faces_removed"]), ("re-embedded", stats["reembedded"]),
-        ("KNN-labelled", stats["knn_labelled"]),
+        ("recalibrated", stats["recalibrated"]), ("KNN-labelled", stats["knn_labelled"]),
         ("errors (new)", len(stats["errors"])), ("known errors", len(stats["known_errors"])),
         ("scan problems", len(stats["scan_problems"])),
         ("unavailable, kept", len(stats["unavailable"])),

@@ -10,6 +10,8 @@ Guarantees (DESIGN §4):
   catalogued photo whose path has disappeared -> a move (path updated, faces kept, nothing
   re-detected), otherwise the photo is processed again. Photos that vanished lose their faces.
   Faces lacking a vector of the current model (a new model) are embedded from stored chips;
+  faces whose softmax the model card now corrects differently (a new calibration of the same
+  weights) get it re-derived from the raw softmax stored beside it;
 - labelled: every face whose KNN label (K=11, distance-weighted, over the model's reference
   bank plus the user-labelled faces; analysis/album.py) was not computed with the current
   model gets one, stored beside the model's softmax posterior (store/catalog.py);
@@ -24,6 +26,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from ferindex.config import index_dir as default_index_dir
 from ferindex.errors import FerindexError
@@ -92,6 +96,7 @@ class Builder:
                 try:
                     self._sync(cat)
                     self._reembed(cat)
+                    self._recalibrate(cat)
                     self._label(cat)
                     self._publish(cat)
                 except BaseException as e:
@@ -278,13 +283,31 @@ class Builder:
         for s in range(0, len(ids), EMBED_BATCH):
             part = ids[s:s + EMBED_BATCH]
             chips, lms = cat.chips(part), cat.chip_landmarks(part)
-            Z, P = embed_chips(model, chips, lms)
+            Z, pred = embed_chips(model, chips, lms)
             with cat.transaction():
                 cat.put_vectors(part, EXPRESSION, model.model_id, Z)
-                cat.set_predictions(part, P, [model.classes[int(i)] for i in P.argmax(1)],
-                                    model.model_id)
+                cat.set_predictions(part, pred)
                 cat.bump_generation()
             self.report.reembedded += len(part)
+
+    def _recalibrate(self, cat: Catalog) -> None:
+        """Faces whose shown softmax the current model made under another calibration of its card
+        get it re-derived from their stored raw softmax, with no network pass. Faces stored
+        before the catalog kept the raw softmax (schema v6) have nothing to re-derive from: they
+        keep theirs until a new model embeds them again."""
+        from ferindex.analysis.album import labeller_id, predictions
+
+        model, n = self.model, len(self.model.classes)
+        ids = cat.faces_with_stale_softmax(model.model_id, labeller_id(model, "softmax"), n)
+        for s in range(0, len(ids), EMBED_BATCH):
+            part = ids[s:s + EMBED_BATCH]
+            raw = cat.stored_posteriors(part, model.model_id, n, raw=True)
+            ok = ~np.isnan(raw).any(axis=1)  # a damaged raw softmax: keep what is shown
+            if not ok.any():
+                continue
+            with cat.transaction():
+                cat.set_predictions([f for f, k in zip(part, ok) if k], predictions(model, raw[ok]))
+            self.report.recalibrated += int(ok.sum())
 
     def _label(self, cat: Catalog) -> None:
         """KNN labels for faces that have none computed with the current model and calibration."""

@@ -49,6 +49,7 @@ class BuildReport:
     faces_added: int = 0
     faces_removed: int = 0
     reembedded: int = 0  # faces embedded from stored chips (new model)
+    recalibrated: int = 0  # faces whose softmax label was re-derived (new calibration, same model)
     knn_labelled: int = 0  # faces given a KNN label (new faces, or all after a model change)
     errors: list[dict] = field(default_factory=list)  # new failures: {"path", "reason"}
     known_errors: list[dict] = field(default_factory=list)  # unchanged earlier failures

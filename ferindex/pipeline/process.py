@@ -18,7 +18,7 @@ import numpy as np
 
 from ferindex.errors import BadImageError, FerindexError
 from ferindex.pipeline.options import BuildOptions
-from ferindex.store.catalog import FaceRecord, PhotoRecord
+from ferindex.store.catalog import FaceRecord, PhotoRecord, Predictions
 
 EXPRESSION = "expression"
 IDENTITY = "identity"
@@ -168,11 +168,15 @@ def os_reason(e: OSError) -> str:
 
 
 def embed_chips(model, chips: np.ndarray, landmarks: np.ndarray | None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(expression vectors, class posteriors) of aligned chips, in one model call."""
+                ) -> tuple[np.ndarray, Predictions]:
+    """(expression vectors, softmax as the catalog stores it) of aligned chips, in one model
+    call: the raw softmax is kept beside the corrected one (see Predictions)."""
+    from ferindex.analysis.album import predictions
+
     if landmarks is not None and landmarks.shape[1:] != (68, 2):
         landmarks = None  # 5-point (insightface) faces: the model computes its own landmarks
-    return model.embed_and_proba(chips, landmarks)
+    Z, raw = model.embed_and_proba(chips, landmarks, calibrated=False)
+    return Z, predictions(model, raw)
 
 
 def embed_records(model, records: Iterable[PhotoRecord]) -> None:
@@ -182,11 +186,12 @@ def embed_records(model, records: Iterable[PhotoRecord]) -> None:
     faces = [f for r in records for f in r.faces if key not in f.vectors]
     if not faces:
         return
-    Z, P = embed_chips(model, np.stack([f.chip for f in faces]),
-                       np.stack([f.chip_landmarks for f in faces]))
-    for f, z, p in zip(faces, Z, P):
+    Z, pred = embed_chips(model, np.stack([f.chip for f in faces]),
+                          np.stack([f.chip_landmarks for f in faces]))
+    for f, z, raw, p, label in zip(faces, Z, pred.raw, pred.probs, pred.labels):
         f.vectors[key] = z
-        f.probs, f.label, f.probs_model = p, model.classes[int(p.argmax())], model.model_id
+        f.probs_raw, f.probs, f.label = raw, p, label
+        f.probs_model, f.probs_labeller = pred.model_id, pred.labeller
 
 
 class PhotoWorker:

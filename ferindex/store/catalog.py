@@ -11,12 +11,15 @@ Paths are stored relative to the album root (POSIX form) so an album folder that
 
 Three labels per face, each in its own columns (schema v2), because each has its own lifetime:
 - `label`, `probs`, `probs_model`: the expression model's softmax posterior, written by the build;
+  `probs` is the network's softmax prior-corrected as the model card says, and (schema v6) the
+  uncorrected `probs_raw` and `probs_labeller` (model id + calibration digest) sit beside it, so
+  a new calibration of the same model re-derives `probs` and `label` with no network pass;
 - `knn_label`, `knn_probs`, `knn_model`: the K=11 distance-weighted KNN vote over the model's
   reference bank plus the user-labelled faces (the vote shares are the confidence), written by
   the build and refreshed whenever a user label changes;
 - `user_label`: what the user typed (`ferindex label`); it survives a model upgrade.
 The label shown everywhere is the first present of user_label, knn_label, label.
-`meta.labels_version` changes with every user or KNN label write (a cache key for UIs: labels
+`meta.labels_version` changes with every label write (a cache key for UIs: labels
 change without touching vectors, so `generation` does not move).
 
 Face quality and "not a face" (schema v3): each face stores how far it can be trusted
@@ -47,12 +50,12 @@ from ferindex.store.catalog_people import CatalogPeople
 from ferindex.store.catalog_photos import MARK_IOU, CatalogPhotos
 from ferindex.store.catalog_runs import CatalogRuns
 from ferindex.store.catalog_vectors import CatalogVectors
-from ferindex.store.records import FaceRecord, PhotoRecord, PhotoRow, box_iou
+from ferindex.store.records import FaceRecord, PhotoRecord, PhotoRow, Predictions, box_iou
 from ferindex.store.schema import CHIP_SIZE, MIGRATIONS, SCHEMA_VERSION, Migration
 
 __all__ = ["CATALOG_ID_KEY", "CATALOG_NAME", "CHIP_SIZE", "MARK_IOU", "MIGRATIONS",
            "SCHEMA_VERSION", "Catalog", "FaceRecord", "Migration", "PhotoRecord", "PhotoRow",
-           "box_iou", "catalog_error", "connect"]
+           "Predictions", "box_iou", "catalog_error", "connect"]
 
 CATALOG_NAME = "catalog.sqlite"
 CATALOG_ID_KEY = "catalog_id"  # meta key of the catalog's random identity (see Catalog.catalog_id)

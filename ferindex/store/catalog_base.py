@@ -66,7 +66,7 @@ class CatalogBase:
 
     @property
     def labels_version(self) -> int:
-        """Counter of user and KNN label writes (and "not a face" marks): a cache key for UIs,
+        """Counter of label writes (and "not a face" marks): a cache key for UIs,
         since labels change without touching vectors, so `generation` does not move."""
         return int(self.get_meta("labels_version", "0") or 0)
 

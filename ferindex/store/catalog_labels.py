@@ -1,8 +1,8 @@
 """Each face's three labels (columns of `faces`, see store/catalog.py): the model's softmax
 posterior, the KNN vote and the user's label.
 
-One of the per-table parts of Catalog (store/catalog.py). Every user or KNN label write bumps
-`labels_version` (catalog_base.py).
+One of the per-table parts of Catalog (store/catalog.py). Every label write (the model's, the
+KNN's, the user's) bumps `labels_version` (catalog_base.py).
 """
 from __future__ import annotations
 
@@ -12,21 +12,23 @@ import numpy as np
 
 from ferindex.errors import CatalogError
 from ferindex.store.catalog_base import CatalogBase
-from ferindex.store.records import as_blob
+from ferindex.store.records import Predictions, as_blob
 from ferindex.store.schema import VISIBLE
 
 
 class CatalogLabels(CatalogBase):
     """Writes and reads of the model's, the KNN's and the user's labels."""
 
-    def set_predictions(
-        self, face_ids: Sequence[int], probs: np.ndarray, labels: Sequence[str], model_id: str
-    ) -> None:
+    def set_predictions(self, face_ids: Sequence[int], pred: Predictions) -> None:
+        """Store the model's softmax of faces (row i of `pred` is face_ids[i]); bumps the labels
+        version, since a recalibration changes shown labels without touching vectors."""
         self.con.executemany(
-            "UPDATE faces SET probs = ?, label = ?, probs_model = ? WHERE id = ?",
-            [(as_blob(p, "float32"), lab, model_id, int(f))
-             for f, p, lab in zip(face_ids, probs, labels)],
+            "UPDATE faces SET probs_raw = ?, probs = ?, label = ?, probs_model = ?,"
+            " probs_labeller = ? WHERE id = ?",
+            [(as_blob(r, "float32"), as_blob(p, "float32"), lab, pred.model_id, pred.labeller,
+              int(f)) for f, r, p, lab in zip(face_ids, pred.raw, pred.probs, pred.labels)],
         )
+        self._bump_labels_version()
 
     def user_labels(self) -> dict[int, str]:
         """{face id: label} of every face the user labelled."""
@@ -59,12 +61,24 @@ class CatalogLabels(CatalogBase):
             "SELECT f.id FROM faces f JOIN vectors v ON v.face_id = f.id AND v.kind = 'expression'"
             " AND v.model_id = ? WHERE f.knn_model IS NOT ? ORDER BY f.id", (model_id, labeller or model_id))]
 
-    def stored_posteriors(self, face_ids: Sequence[int], model_id: str, n_classes: int) -> np.ndarray:
+    def faces_with_stale_softmax(self, model_id: str, labeller: str, n_classes: int) -> list[int]:
+        """Faces whose softmax `model_id` stored under another calibration than `labeller`'s and
+        whose raw softmax (`n_classes` wide) is there to re-derive it from. Faces stored before
+        schema v6 have none, so they are never listed: their softmax stays as it was."""
+        return [int(r[0]) for r in self.con.execute(
+            "SELECT id FROM faces WHERE probs_model = ? AND probs_raw IS NOT NULL"
+            " AND probs_labeller IS NOT ? AND length(probs_raw) = ? ORDER BY id",
+            (model_id, labeller, 4 * n_classes))]
+
+    def stored_posteriors(self, face_ids: Sequence[int], model_id: str, n_classes: int,
+                          raw: bool = False) -> np.ndarray:
         """(n, n_classes) float32: the stored softmax posterior of each face (as `set_predictions`
-        wrote it) where `model_id` wrote it, NaN rows elsewhere."""
-        rows = dict(self.con.execute(
-            f"SELECT id, probs FROM faces WHERE probs_model = ? AND id IN ({','.join('?' * len(face_ids))})",
-            (model_id, *map(int, face_ids))).fetchall()) if len(face_ids) else {}
+        wrote it; with `raw`, the network's softmax before the card's correction) where
+        `model_id` wrote it, NaN rows elsewhere (and where the raw softmax predates schema v6)."""
+        column = "probs_raw" if raw else "probs"
+        rows = dict(self._select_in(
+            f"SELECT id, {column} FROM faces WHERE probs_model = ? AND id IN ({{}})", face_ids,
+            prefix=(model_id,)))
         out = np.full((len(face_ids), n_classes), np.nan, np.float32)
         for i, f in enumerate(face_ids):
             blob = rows.get(int(f))

@@ -21,6 +21,7 @@ from ferindex.store.records import (
     as_blob,
     as_floats,
     box_iou,
+    float_blob,
 )
 from ferindex.store.schema import CHIP_SIZE, VISIBLE
 
@@ -63,13 +64,13 @@ class CatalogPhotos(CatalogVectors):
     def _add_face(self, photo_id: int, idx: int, f: FaceRecord) -> int:
         cur = self.con.execute(
             "INSERT INTO faces (photo_id, face_idx, x0, y0, x1, y1, det_score, landmarks, chip,"
-            " chip_landmarks, thumb, probs, label, probs_model, verify_score, sharpness, yaw,"
-            " quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " chip_landmarks, thumb, probs, label, probs_model, probs_raw, probs_labeller,"
+            " verify_score, sharpness, yaw, quality)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (photo_id, idx, *map(int, f.box), float(f.score), as_blob(f.landmarks, "float32"),
-             as_blob(f.chip, "uint8"),
-             None if f.chip_landmarks is None else as_blob(f.chip_landmarks, "float32"), f.thumb,
-             None if f.probs is None else as_blob(f.probs, "float32"), f.label, f.probs_model,
-             f.verify_score, f.sharpness, f.yaw, f.quality),
+             as_blob(f.chip, "uint8"), float_blob(f.chip_landmarks), f.thumb,
+             float_blob(f.probs), f.label, f.probs_model, float_blob(f.probs_raw),
+             f.probs_labeller, f.verify_score, f.sharpness, f.yaw, f.quality),
         )
         face_id = int(cur.lastrowid)
         for (kind, model_id), vec in f.vectors.items():

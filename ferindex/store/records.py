@@ -37,13 +37,32 @@ class FaceRecord:
     chip_landmarks: np.ndarray | None = None  # the landmarks mapped into the chip
     thumb: bytes | None = None  # small JPEG of the box, for UIs
     vectors: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (kind, model) -> vec
-    probs: np.ndarray | None = None
+    probs: np.ndarray | None = None  # the shown softmax (see Predictions)
     label: str | None = None
     probs_model: str | None = None
+    probs_raw: np.ndarray | None = None
+    probs_labeller: str | None = None
     verify_score: float | None = None  # the face verifier's confidence (faces/quality.py)
     sharpness: float | None = None
     yaw: float | None = None  # degrees, 0 = frontal
     quality: float | None = None  # [0, 1]; analysis skips faces below QUALITY_FLOOR
+
+
+@dataclass
+class Predictions:
+    """The expression model's softmax of some faces as the catalog stores it (`faces` columns
+    probs_raw, probs, label, probs_model, probs_labeller).
+
+    `probs` is what every reader shows: the network's `raw` softmax under the model card's prior
+    correction. `raw` is kept beside it because the correction belongs to the card, not to the
+    weights: a release with a new calibration re-derives `probs` from it without a network pass,
+    and the KNN vote blends in `raw` itself."""
+
+    raw: np.ndarray  # (n, C) float32: the network's softmax
+    probs: np.ndarray  # (n, C) float32: `raw` prior-corrected as the card says
+    labels: list[str]  # the argmax class of each row of `probs`
+    model_id: str
+    labeller: str  # the model id and its softmax calibration (analysis/album.py `labeller_id`)
 
 
 @dataclass
@@ -65,6 +84,11 @@ class PhotoRecord:
 def as_blob(a: np.ndarray, dtype: str) -> bytes:
     """An array as the BLOB the catalog stores: its contiguous `dtype` bytes."""
     return np.ascontiguousarray(a, dtype=dtype).tobytes()
+
+
+def float_blob(a: np.ndarray | None) -> bytes | None:
+    """An optional float32 array as its BLOB (None stays None: a NULL column); see as_floats."""
+    return None if a is None else as_blob(a, "float32")
 
 
 def as_floats(blob: bytes | None) -> np.ndarray | None:

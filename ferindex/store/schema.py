@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ferindex.errors import CatalogError
 
-SCHEMA_VERSION = 5  # PRAGMA user_version of a catalog this code writes
+SCHEMA_VERSION = 6  # PRAGMA user_version of a catalog this code writes
 CHIP_SIZE = 48  # faces.chip holds CHIP_SIZE x CHIP_SIZE uint8 (an aligned gray face)
 
 _SCHEMA_V1 = """
@@ -133,12 +133,30 @@ def _migrate_v4_to_v5(con: sqlite3.Connection) -> None:
     con.execute("CREATE INDEX faces_hidden ON faces (id) WHERE not_a_face = 1")
 
 
+_V6_SCRIPT = """
+ALTER TABLE faces ADD COLUMN probs_raw BLOB;
+ALTER TABLE faces ADD COLUMN probs_labeller TEXT;
+CREATE INDEX faces_softmax ON faces (probs_model, probs_labeller) WHERE probs_raw IS NOT NULL
+"""
+
+
+def _migrate_v5_to_v6(con: sqlite3.Connection) -> None:
+    """`faces.probs_raw`: the network's softmax before the model card's prior correction, and
+    `faces.probs_labeller`: the model and calibration that turned it into `probs` and `label`
+    (analysis/album.py `labeller_id`), so that a release shipping the same weights with a new
+    calibration re-derives them without a network pass. Faces stored before have neither (NULL)
+    and keep their softmax until they are embedded again. The partial index finds the faces to
+    re-derive without reading face rows (see v5)."""
+    _run_script(con, _V6_SCRIPT)
+
+
 # MIGRATIONS[v] upgrades a catalog at schema version v to v + 1 (0 = empty file); each runs
 # inside one transaction together with the user_version bump.
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: dict[int, Migration] = {0: lambda con: _run_script(con, _SCHEMA_V1),
                                     1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3,
-                                    3: _migrate_v3_to_v4, 4: _migrate_v4_to_v5}
+                                    3: _migrate_v3_to_v4, 4: _migrate_v4_to_v5,
+                                    5: _migrate_v5_to_v6}
 
 # SQL fragments over the "not a face" flag (schema v3), shared by the queries of every table
 VISIBLE = "f.not_a_face = 0"  # faces a user has not marked as "not a face"
