@@ -91,3 +91,23 @@ def test_degrade_blurs_or_relights_about_the_requested_share() -> None:
     assert 0.35 < changed.float().mean() < 0.75
     assert torch.isfinite(out).all() and out.min() >= -2.0 - 1e-5 and out.max() <= 2.0 + 1e-5
     assert torch.equal(_degrade(x, r, 0.0), x)
+
+
+def test_jpeg_adds_block_artefacts_to_about_the_requested_share() -> None:
+    """`jpeg` re-encodes about that share of faces (a smooth ramp comes back lossy), the other
+    faces stay bit-identical, and p = 0 is a no-op."""
+    from ferindex.data.inputs import _jpeg
+
+    gen = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    ramp = torch.linspace(-1.5, 1.5, 48)
+    x = (ramp.view(1, 48) + ramp.view(48, 1)).div(2).expand(200, 1, 48, 48).contiguous()
+    x = x + torch.rand(200, 1, 1, 1, generator=gen) * 0.3  # each face its own brightness
+    out = _jpeg(x, r, 0.5)
+    changed = (out - x).abs().amax((1, 2, 3)) > 1e-3
+    assert 0.38 < changed.float().mean() < 0.62
+    assert torch.equal(out[~changed], x[~changed])
+    assert torch.isfinite(out).all()
+    err = (out[changed] - x[changed]).abs().mean().item()
+    assert 0.005 < err < 0.3  # visibly lossy, still the same face
+    assert torch.equal(_jpeg(x, r, 0.0), x)

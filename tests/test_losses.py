@@ -424,3 +424,72 @@ def test_two_branch_head_feeds_classifier_features_to_the_metric_branch():
         head.ec[0].weight.add_(1.0)  # change the EC branch: both move
     z2, logits2 = head(f)
     assert not torch.allclose(z1, z2) and not torch.allclose(logits1, logits2)
+
+
+# ---------------------------------------------------------------- distillation
+
+
+def test_distillation_value_matches_hinton_kl_and_park_distances():
+    """T^2 KL of the softened posteriors (numpy reference from the equations) plus the Huber
+    loss between mean-normalised pairwise distances of student and teacher embeddings."""
+    from ferindex.nn.losses.distill import DistillationLoss
+
+    rng = np.random.default_rng(0)
+    logits, z = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    teacher_p, teacher_z = rng.dirichlet(np.ones(4), 5), rng.normal(size=(5, 6))  # another width
+    t = 3.0
+    q = teacher_p ** (1 / t)
+    q /= q.sum(1, keepdims=True)
+    s = np.exp(logits / t)
+    s /= s.sum(1, keepdims=True)
+    kl = t * t * np.mean([sum(q[i, c] * math.log(q[i, c] / s[i, c]) for c in range(4)) for i in range(5)])
+
+    def psi(e):
+        d = np.linalg.norm(e[:, None] - e[None], axis=2)
+        pairs = [(i, j) for i in range(5) for j in range(5) if i != j]
+        mean = np.mean([d[i, j] for i, j in pairs])
+        return np.array([d[i, j] / mean for i, j in pairs])
+
+    diff = np.abs(psi(z) - psi(teacher_z))
+    huber = np.mean(np.where(diff < 1, 0.5 * diff ** 2, diff - 0.5))
+    loss = DistillationLoss(temperature=t, relation_weight=0.7)
+    got = loss(_t(z), _t(logits), _t(teacher_p), _t(teacher_z))
+    assert got.item() == pytest.approx(kl + 0.7 * huber, rel=1e-6)
+    plain = DistillationLoss(temperature=t, relation_weight=0.0)(_t(z), _t(logits), _t(teacher_p), _t(teacher_z))
+    assert plain.item() == pytest.approx(kl, rel=1e-6)
+
+
+def test_distillation_is_zero_when_the_student_copies_the_teacher_up_to_scale():
+    """The student matches when its logits are the teacher's log-probabilities and its embedding
+    space is the teacher's rescaled; any other student pays, with finite gradients."""
+    from ferindex.nn.losses.distill import DistillationLoss
+
+    torch.manual_seed(0)
+    p, tz = torch.softmax(torch.randn(8, 5, dtype=torch.float64), 1), torch.randn(8, 4, dtype=torch.float64)
+    loss = DistillationLoss(temperature=2.0, relation_weight=1.0)
+    assert loss(tz * 5.0, torch.log(p) + 3.0, p, tz).item() == pytest.approx(0.0, abs=1e-9)
+    z = torch.randn(8, 4, dtype=torch.float64, requires_grad=True)
+    logits = torch.randn(8, 5, dtype=torch.float64, requires_grad=True)
+    out = loss(z, logits, p, tz)
+    out.backward()
+    assert out.item() > 0.01 and torch.isfinite(z.grad).all() and torch.isfinite(logits.grad).all()
+    assert z.grad.abs().sum() > 0 and logits.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="temperature"):
+        DistillationLoss(temperature=0.0)
+
+
+def test_joint_loss_distills_only_with_the_teachers_outputs():
+    """A distilling JointLoss adds the "distill" term at its weight, and refuses a batch without
+    the teacher's outputs rather than silently training without them."""
+    from ferindex.nn.losses.distill import DistillationLoss
+
+    torch.manual_seed(0)
+    z, logits, y = torch.randn(6, 4), torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    teacher = (torch.softmax(torch.randn(6, 3), 1), torch.randn(6, 8))
+    joint = JointLoss({"sgm": SGMLoss()}, {"distill": 0.5}, distill=DistillationLoss())
+    assert joint.names == ["ce", "sgm", "distill"]
+    total, terms = joint(z, logits, y, teacher=teacher)
+    assert terms["distill"].item() > 0
+    assert total.item() == pytest.approx(terms["ce"].item() + terms["sgm"].item() + 0.5 * terms["distill"].item(), rel=1e-6)
+    with pytest.raises(ValueError, match="teacher"):
+        joint(z, logits, y)

@@ -148,3 +148,24 @@ def test_stem_stride_two_runs_the_net_at_half_resolution_for_a_quarter_of_the_co
         flops[stride] = fc.get_total_flops()
     assert tuple(shapes[1]) == (48, 48) and tuple(shapes[2]) == (24, 24)
     assert 0.2 < flops[2] / flops[1] < 0.3
+
+
+def test_teacher_targets_read_each_distinct_face_once_and_are_cached(trainer, tmp_path) -> None:
+    """The teacher's outputs line up with the training rows (a repeated face gets its first
+    copy's outputs, as the teacher reads it with its own TTA), and a resumed run reads the cache
+    instead of running the teacher again."""
+    from ferindex.embed import load_model
+
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (12, 48, 48), dtype=np.uint8)
+    images = np.concatenate([faces, faces[[3, 7, 3]]])  # CK+ style repeats
+    card = str(ROOT / "ferindex" / "models" / "default.json")
+    cache = tmp_path / "teacher.npz"
+    model_id, probs, z = trainer.teacher_targets(card, images, cache)
+    ref_z, ref_p = load_model(card).embed_and_proba(faces, calibrated=False)
+    assert model_id == load_model(card).model_id
+    assert np.allclose(probs[:12], ref_p, atol=1e-5) and np.allclose(z[:12], ref_z, atol=1e-5)
+    assert np.array_equal(probs[12:], probs[[3, 7, 3]]) and np.array_equal(z[12:], z[[3, 7, 3]])
+    np.savez(cache, model_id=model_id, probs=probs * 0 + 0.125, z=z)  # marks what the cache holds
+    assert np.all(trainer.teacher_targets(card, images, cache)[1] == 0.125)
+    assert not np.all(trainer.teacher_targets(card, images[:-1], tmp_path / "other.npz")[1] == 0.125)

@@ -37,6 +37,7 @@ from ferindex.data.mixed import ckplus_fold, distinct_faces, with_ckplus  # noqa
 from ferindex.data.samplers import ClassBalancedBatchSampler, IdentityAwareBatchSampler, RandomBatchSampler  # noqa: E402
 from ferindex.embed import export_model  # noqa: E402
 from ferindex.nn.losses import make_loss  # noqa: E402
+from ferindex.nn.losses.distill import DistillationLoss  # noqa: E402
 from ferindex.nn.losses.joint import JointLoss  # noqa: E402
 from ferindex.nn.model import build_model  # noqa: E402
 from ferindex.nn.precision import bf16_is_faster, cpu_name  # noqa: E402
@@ -49,7 +50,8 @@ DEFAULTS = {
     "epochs": 20, "batch_size": 128, "sampler": "random", "max_steps_per_epoch": None,
     "lr": 3e-3, "weight_decay": 5e-4, "threads": 2, "knn_ref": 6000, "landmarks": "artifacts/fer_landmarks.npy",
     "data": {"name": "ferplus"}, "init": None, "select": "best", "sampler_kw": {},
-    "amp": "auto", "erase": 0.0, "degrade": 0.0, "aux_fer2013": 0.0, "swa": None, "backbone_lr": 1.0,
+    "amp": "auto", "erase": 0.0, "degrade": 0.0, "jpeg": 0.0, "aux_fer2013": 0.0, "swa": None, "backbone_lr": 1.0,
+    "distill": None,
 }
 
 
@@ -114,6 +116,26 @@ def fer2013_targets(train: FaceSet) -> np.ndarray:
     hit = ref.rows[pos] == train.rows
     out[hit] = ref.labels[pos[hit]]
     return out
+
+
+def teacher_targets(card: str, images: np.ndarray, cache: Path) -> tuple[str, np.ndarray, np.ndarray]:
+    """(teacher model id, raw softmax, embedding) of a teacher model for every training face, as
+    the teacher reads the clean face with its own TTA: computed once per distinct face and kept in
+    `cache`, so a resumed run does not pay for it again. The student learns to give the clean
+    face's answer from the augmented one."""
+    from ferindex.embed import load_model
+
+    teacher = load_model(card)
+    if cache.is_file():
+        stored = np.load(cache)
+        if str(stored["model_id"]) == teacher.model_id and len(stored["probs"]) == len(images):
+            return teacher.model_id, stored["probs"], stored["z"]
+    _, first, inverse = np.unique(images.reshape(len(images), -1), axis=0, return_index=True, return_inverse=True)
+    print(f"teacher {teacher.model_id}: reading {len(first)} distinct training faces", flush=True)
+    z, p = teacher.embed_and_proba(images[first], calibrated=False)
+    probs, z = p[inverse.ravel()].astype(np.float32), z[inverse.ravel()].astype(np.float32)
+    np.savez(cache, model_id=teacher.model_id, probs=probs, z=z)
+    return teacher.model_id, probs, z
 
 
 @torch.no_grad()
@@ -206,6 +228,8 @@ def model_card(cfg: dict, classes: list[str], arch: dict, inputs: tuple[str, ...
         data += f" + CK+48 ({'all subjects' if cfg['data'].get('fold') is None else 'subjects outside fold ' + str(cfg['data']['fold'])}, x{cfg['data'].get('repeat', 4)})"
     if cfg["aux_fer2013"]:
         data += " + original FER2013 labels (auxiliary head, not exported)"
+    if cfg["distill"]:
+        data += f" + distilled from {cfg['distill']['teacher']} (its outputs on the training faces)"
     training = {"data": data, "amp": amp, "selection": "best FER+ PublicTest KNN(K=11) accuracy (dedup)", "config": cfg,
                 "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
                 "hardware": hardware, "duration_s": round(duration), "epochs": cfg["epochs"], "best_epoch": best["epoch"]}
@@ -225,9 +249,11 @@ def train_one_epoch(model: nn.Module, joint: JointLoss, sampler: Iterable[np.nda
                     chips: dict[str, np.ndarray], aux_y: torch.Tensor | None, opt: torch.optim.Optimizer,
                     sched: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler, gen: torch.Generator,
                     cfg: dict, device: torch.device, amp: bool, swa_model: AveragedModel | None = None,
-                    bn_chips: dict[str, np.ndarray] | None = None) -> tuple[dict[str, float], float]:
+                    bn_chips: dict[str, np.ndarray] | None = None,
+                    teacher: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict[str, float], float]:
     """`steps` optimisation steps on the sampler's batches; with SWA the epoch's weights then join
-    the average, which gets BatchNorm statistics of its own from `bn_chips`. Returns each loss
+    the average, which gets BatchNorm statistics of its own from `bn_chips`. `teacher`: a teacher's
+    (probs, embeddings) per training row, for a distilling JointLoss. Returns each loss
     term's mean over the epoch's images and the images/s of the steps alone (without the SWA work)."""
     dtype, fmt = precision(device)
     soft = torch.from_numpy(train.soft) if train.soft is not None else None
@@ -236,14 +262,16 @@ def train_one_epoch(model: nn.Module, joint: JointLoss, sampler: Iterable[np.nda
     for step, idx in enumerate(sampler):
         if step >= steps:  # not islice: the sampler draws this extra batch, and later epochs' batches follow its RNG
             break
-        x = in_layout(augment(to_tensors(chips, idx, device), gen, erase=cfg["erase"], degrade=cfg["degrade"]), fmt)
+        x = in_layout(augment(to_tensors(chips, idx, device), gen, erase=cfg["erase"], degrade=cfg["degrade"],
+                              jpeg=cfg["jpeg"]), fmt)
         y = torch.from_numpy(train.labels[idx]).to(device)
         tgt = soft[idx].to(device) if soft is not None else None
         ids = torch.from_numpy(train.groups[idx]).to(device) if train.groups is not None else None
         with torch.autocast(device.type, dtype=dtype, enabled=amp):
             z, logits = model(x)
         aux_labels = {"aux_fer2013": aux_y[idx].to(device)} if aux_y is not None else None
-        total, terms = joint(z.float(), logits.float(), y, tgt, ids, aux_labels)
+        teach = tuple(t[idx].to(device) for t in teacher) if teacher is not None else None
+        total, terms = joint(z.float(), logits.float(), y, tgt, ids, aux_labels, teach)
         opt.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
         scaler.step(opt)
@@ -309,8 +337,16 @@ def main(argv: list[str] | None = None) -> None:
     aux = {"aux_fer2013": nn.Linear(arch["dim"], len(FER2013_CLASSES))} if aux_w else {}  # training only
     aux_y = torch.from_numpy(fer2013_targets(train)) if aux_w else None
     weights = {k: spec.get("weight", 1.0) for k, spec in cfg["losses"].items()} | ({"aux_fer2013": aux_w} if aux_w else {})
-    dyn = DynamicLossWeights(["ce", *metric, *aux]) if cfg["dynamic_weights"] else None
-    joint = JointLoss(metric, weights, cfg["soft_targets"], aux, dyn).to(device)
+    distill, teacher = None, None
+    if cfg["distill"]:  # {"teacher": card, "weight": w, "temperature": T, "relation_weight": r}
+        spec = cfg["distill"]
+        distill = DistillationLoss(spec.get("temperature", 2.0), spec.get("relation_weight", 1.0))
+        weights["distill"] = spec.get("weight", 1.0)
+        teacher_id, probs, tz = teacher_targets(spec["teacher"], train.images, out / "teacher.npz")
+        teacher = (torch.from_numpy(probs), torch.from_numpy(tz))
+        print(f"distilling from {teacher_id}", flush=True)
+    dyn = DynamicLossWeights(["ce", *metric, *aux, *(["distill"] if distill else [])]) if cfg["dynamic_weights"] else None
+    joint = JointLoss(metric, weights, cfg["soft_targets"], aux, dyn, distill).to(device)
 
     if cfg["sampler"] == "pk":  # paper 003: n faces x c classes (temper > 0: shares ~ count ** temper)
         per = cfg["batch_size"] // classes_n
@@ -361,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
     for epoch in range(start_epoch, cfg["epochs"]):
         t0 = time.time()
         losses, img_per_s = train_one_epoch(model, joint, sampler, steps, train, train_chips, aux_y, opt, sched, scaler,
-                                            gen, cfg, device, amp, swa_model, bn_chips)
+                                            gen, cfg, device, amp, swa_model, bn_chips, teacher)
         evaluated = swa_model.module if swa else model  # SWA validates (and selects) the running average
         rec = {"epoch": epoch, **{f"loss_{k}": v for k, v in losses.items()},
                **evaluate(evaluated, val_chips, val.labels, ref_chips, train.labels[ref_idx], device, amp),

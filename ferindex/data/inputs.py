@@ -43,14 +43,15 @@ def to_tensors(chips: dict[str, np.ndarray], idx: np.ndarray | slice, device: to
 
 
 def augment(batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
-            erase: float = 0.0, degrade: float = 0.0) -> dict[str, torch.Tensor]:
+            erase: float = 0.0, degrade: float = 0.0, jpeg: float = 0.0) -> dict[str, torch.Tensor]:
     """Random flip + small rotation/scale/shift of the whole face, brightness/contrast jitter on every
     chip. Regions get no geometric change: their crops already vary with the landmarks. With
     probability `erase` a random rectangle of the face (2-20 % of its area) is blanked, so the net
     cannot lean on one region alone (random erasing; helps on occluded album faces). With
     probability `degrade` a face is made to look like a small or badly lit album face: shrunk to
     16-40 px and upscaled back (the blur of a small face), and/or given a gamma of 0.6-1.7 (low
-    light or overexposure)."""
+    light or overexposure). With probability `jpeg` a face goes through JPEG at quality 10-60,
+    the blocking and ringing of shared and re-saved album photos that FER2013's clean crops lack."""
     out = {}
     for k, x in batch.items():
         b = x.shape[0]
@@ -68,6 +69,8 @@ def augment(batch: dict[str, torch.Tensor], generator: torch.Generator | None = 
                 x = _erase(x, r, erase)
             if degrade > 0:
                 x = _degrade(x, r, degrade)
+            if jpeg > 0:
+                x = _jpeg(x, r, jpeg)
         contrast = 1 + (r(b, 1, 1, 1) - 0.5) * 0.4
         bright = (r(b, 1, 1, 1) - 0.5) * 0.4
         out[k] = x * contrast + bright
@@ -83,6 +86,23 @@ def _degrade(x: torch.Tensor, r, p: float) -> torch.Tensor:
     x = torch.where((r(b) < p / 2).view(b, 1, 1, 1), blur, x)
     pix = ((x * STD + MEAN).clamp(0, 1)) ** torch.exp((r(b, 1, 1, 1) - 0.4) * 1.3)  # gamma 0.6..1.7
     return torch.where((r(b) < p / 2).view(b, 1, 1, 1), (pix - MEAN) / STD, x)
+
+
+def _jpeg(x: torch.Tensor, r, p: float) -> torch.Tensor:
+    """Encode and decode a share `p` of the (normalised) faces as JPEG at a random quality 10-60."""
+    import cv2
+
+    pick = (r(x.shape[0]) < p).nonzero().flatten().tolist()
+    quality = (10 + r(x.shape[0]) * 50).int().tolist()
+    if not pick:
+        return x
+    pix = ((x[pick, 0] * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    out = x.clone()
+    for row, img in zip(pick, pix):
+        _, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality[row]])
+        dec = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        out[row, 0] = (torch.from_numpy(dec).to(x.device).float() / 255.0 - MEAN) / STD
+    return out
 
 
 def _erase(x: torch.Tensor, r, p: float) -> torch.Tensor:

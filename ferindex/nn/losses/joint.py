@@ -28,15 +28,18 @@ class JointLoss(nn.Module):
 
     `aux`: extra linear heads on the embedding, trained with cross-entropy on their own labels
     (-1 = none), e.g. the original FER2013 labels next to FER+; used in training only.
+    `distill`: a term "distill" that matches a teacher's stored posteriors and embeddings
+    (DistillationLoss), given per batch as `teacher=(probs, embeddings)`.
     With `soft_targets=False`, neither the CE nor the metric losses see vote distributions."""
 
     def __init__(self, metric_losses: dict[str, nn.Module], weights: dict[str, float] | None = None,
                  soft_targets: bool = True, aux: dict[str, nn.Module] | None = None,
-                 dynamic: DynamicLossWeights | None = None) -> None:
+                 dynamic: DynamicLossWeights | None = None, distill: nn.Module | None = None) -> None:
         super().__init__()
         self.metric_losses = nn.ModuleDict(metric_losses)
         self.aux = nn.ModuleDict(aux or {})
-        self.names = ["ce", *metric_losses, *self.aux]
+        self.distill = distill
+        self.names = ["ce", *metric_losses, *self.aux, *(["distill"] if distill is not None else [])]
         self.weights = {k: 1.0 for k in self.names} | (weights or {})
         self.soft_targets = soft_targets
         self.dynamic = dynamic
@@ -44,14 +47,18 @@ class JointLoss(nn.Module):
             raise ValueError(f"dynamic weights over {dynamic.names}, but the terms are {self.names}")
 
     def forward(self, z: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None,
-                ids: torch.Tensor | None = None, aux_labels: dict[str, torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                ids: torch.Tensor | None = None, aux_labels: dict[str, torch.Tensor] | None = None,
+                teacher: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         target = target if self.soft_targets else None
         terms = {"ce": soft_cross_entropy(logits, y, target)}
         for name, loss in self.metric_losses.items():
             terms[name] = loss(z, y, target=target, ids=ids)
         for name, head in self.aux.items():
             terms[name] = nn.functional.cross_entropy(head(z), aux_labels[name], ignore_index=-1)
+        if self.distill is not None:
+            if teacher is None:
+                raise ValueError("this JointLoss distills: pass teacher=(probs, embeddings) for the batch")
+            terms["distill"] = self.distill(z, logits, *teacher)
         lam = self.current_weights()
         total = sum(lam[k] * terms[k] for k in self.names)
         if self.dynamic is not None and self.training:  # eq 8 uses the losses of earlier steps
