@@ -169,3 +169,29 @@ def test_teacher_targets_read_each_distinct_face_once_and_are_cached(trainer, tm
     np.savez(cache, model_id=model_id, probs=probs * 0 + 0.125, z=z)  # marks what the cache holds
     assert np.all(trainer.teacher_targets(card, images, cache)[1] == 0.125)
     assert not np.all(trainer.teacher_targets(card, images[:-1], tmp_path / "other.npz")[1] == 0.125)
+
+
+def test_distilling_recipe_logs_the_teacher_term_and_names_the_teacher(trainer, data_dir, tmp_path) -> None:
+    """Two steps of the weight-averaging recipe with a distillation term: the teacher's outputs
+    come from the run folder's cache (written here for the shipped model, so the test does not
+    pay for 28k teacher passes), the term is logged and finite, and the card names the teacher."""
+    from ferindex.embed import load_model
+
+    out = tmp_path / "run"
+    out.mkdir()
+    card = str(ROOT / "ferindex" / "models" / "default.json")
+    n = len(load_fer("train", "ferplus"))
+    rng = np.random.default_rng(0)
+    np.savez(out / "teacher.npz", model_id=load_model(card).model_id,
+             probs=rng.dirichlet(np.ones(8), n).astype(np.float32), z=rng.normal(size=(n, 32)).astype(np.float32))
+    spec = {"teacher": card, "weight": 0.5, "temperature": 2.0, "relation_weight": 1.0}
+    trainer.main([str(ROOT / "train" / "configs" / "default_swa.json"), "--out", str(out), "--set",
+                  f"init={ROOT / 'ferindex' / 'models' / 'default.safetensors'}", "epochs=1", "max_steps_per_epoch=2",
+                  "knn_ref=300", "swa.bn_images=256", f"distill={json.dumps(spec)}"])
+    (rec,) = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert {"loss_ce", "loss_sgm", "loss_distill"} <= rec.keys()
+    assert np.isfinite(rec["loss_distill"]) and rec["loss_distill"] > 0
+    cfg = json.loads((out / "config.json").read_text())
+    best = {"epoch": 0, "val_acc": rec["val_acc"], "val_knn": rec["val_knn"]}
+    made = trainer.model_card(cfg, ["a"] * 8, {"backbone": "resnet"}, ("face",), best, 1.0, "CPU", None)
+    assert f"distilled from {card}" in made["training"]["data"]
