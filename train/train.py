@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         teacher_id, probs, tz = teacher_targets(spec["teacher"], train.images, out / "teacher.npz")
         teacher = (torch.from_numpy(probs), torch.from_numpy(tz))
         print(f"distilling from {teacher_id}", flush=True)
-    dyn = DynamicLossWeights(["ce", *metric, *aux, *(["distill"] if distill is not None else [])]) if cfg["dynamic_weights"] else None
+    dyn = DynamicLossWeights(JointLoss.term_names(metric, aux, distill)) if cfg["dynamic_weights"] else None
     joint = JointLoss(metric, weights, cfg["soft_targets"], aux, dyn, distill).to(device)
 
     if cfg["sampler"] == "pk":  # paper 003: n faces x c classes (temper > 0: shares ~ count ** temper)

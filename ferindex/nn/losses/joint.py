@@ -39,12 +39,18 @@ class JointLoss(nn.Module):
         self.metric_losses = nn.ModuleDict(metric_losses)
         self.aux = nn.ModuleDict(aux or {})
         self.distill = distill
-        self.names = ["ce", *metric_losses, *self.aux, *(["distill"] if distill is not None else [])]
+        self.names = self.term_names(metric_losses, aux, distill)
         self.weights = {k: 1.0 for k in self.names} | (weights or {})
         self.soft_targets = soft_targets
         self.dynamic = dynamic
         if dynamic is not None and sorted(dynamic.names) != sorted(self.names):
             raise ValueError(f"dynamic weights over {dynamic.names}, but the terms are {self.names}")
+
+    @staticmethod
+    def term_names(metric_losses: dict[str, nn.Module], aux: dict[str, nn.Module] | None = None,
+                   distill: nn.Module | None = None) -> list[str]:
+        """The terms a JointLoss of these parts sums, in order: what DynamicLossWeights must cover."""
+        return ["ce", *metric_losses, *(aux or {}), *(["distill"] if distill is not None else [])]
 
     def forward(self, z: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None,
                 ids: torch.Tensor | None = None, aux_labels: dict[str, torch.Tensor] | None = None,
