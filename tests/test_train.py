@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +120,7 @@ def test_auto_precision_times_the_real_model(trainer, monkeypatch) -> None:
     x = to_tensors({"face": np.zeros((4, 48, 48), np.uint8)}, slice(0, 4))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cpu = torch.device("cpu")
-    monkeypatch.setattr(trainer, "bf16_is_faster", lambda bf16, fp32: (bf16(), fp32(), True)[-1])
+    monkeypatch.setattr(sys.modules["train.autocast"], "bf16_is_faster", lambda bf16, fp32: (bf16(), fp32(), True)[-1])
     assert trainer.choose_amp("auto", cpu, model, x) is True
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert trainer.choose_amp(False, cpu, model, x) is False and trainer.choose_amp(True, cpu, model, x) is True

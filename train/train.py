@@ -14,9 +14,7 @@ and the labelled reference bank (training-face embeddings + labels, no images).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import shlex
 import sys
 import time
 from collections.abc import Iterable
@@ -31,17 +29,19 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ferindex.analysis.metrics import knn_accuracy  # noqa: E402
-from ferindex.data.fer import FER2013_CLASSES, FaceSet, load_fer  # noqa: E402
-from ferindex.data.inputs import MEAN, STD, augment, make_chips, to_tensors  # noqa: E402
-from ferindex.data.mixed import ckplus_fold, distinct_faces, with_ckplus  # noqa: E402
-from ferindex.data.samplers import ClassBalancedBatchSampler, IdentityAwareBatchSampler, RandomBatchSampler  # noqa: E402
+from ferindex.data.fer import FER2013_CLASSES, FaceSet  # noqa: E402
+from ferindex.data.inputs import augment, to_tensors  # noqa: E402
+from ferindex.data.mixed import distinct_faces  # noqa: E402
 from ferindex.embed import export_model  # noqa: E402
 from ferindex.nn.losses import make_loss  # noqa: E402
 from ferindex.nn.losses.distill import DistillationLoss  # noqa: E402
 from ferindex.nn.losses.joint import JointLoss  # noqa: E402
 from ferindex.nn.model import build_model  # noqa: E402
-from ferindex.nn.precision import bf16_is_faster, cpu_name  # noqa: E402
+from ferindex.nn.precision import cpu_name  # noqa: E402
 from ferindex.nn.weighting import DynamicLossWeights  # noqa: E402
+from train.autocast import choose_amp, embed_all, in_layout, precision, refresh_bn  # noqa: E402
+from train.card import init_card, model_card  # noqa: E402
+from train.data import fer2013_targets, load_data, make_sampler, teacher_targets  # noqa: E402
 
 DEFAULTS = {
     "name": "default", "seed": 0, "labels": "ferplus", "soft_targets": True,
@@ -71,178 +71,41 @@ def parse_set(items: list[str], cfg: dict) -> dict:
     return cfg
 
 
-def load_split(split: str, cfg: dict, inputs: tuple[str, ...], dedup: bool = True):
-    """A FER split and its chips; partial/region chips use the cached FER landmarks."""
-    fs = load_fer(split, cfg["labels"], dedup=dedup)
-    lms = None
-    if any(k != "face" for k in inputs):
-        path = Path(cfg["landmarks"])
-        if not path.is_file():
-            raise SystemExit(f"{path}: FER landmark cache missing; run scripts/cache_fer_landmarks.py first")
-        lms = np.load(path)[fs.rows]
-    return fs, make_chips(fs.images, inputs, lms)
+def make_joint_loss(cfg: dict, dim: int, train: FaceSet, out: Path) -> tuple[JointLoss, torch.Tensor | None,
+                                                                          tuple[torch.Tensor, torch.Tensor] | None]:
+    """The config's loss terms as one JointLoss, with what its extra terms read per training row:
+    the original FER2013 labels for the auxiliary head, a teacher's (probs, embeddings) to distil."""
+    n_classes = len(train.classes)
+    metric = {name: make_loss(name, **{k: v for k, v in spec.items() if k != "weight"} | ({"n_classes": n_classes} if name == "sgm" else {}))
+              for name, spec in cfg["losses"].items()}
+    aux_w = float(cfg["aux_fer2013"])
+    aux = {"aux_fer2013": nn.Linear(dim, len(FER2013_CLASSES))} if aux_w else {}  # training only
+    aux_y = torch.from_numpy(fer2013_targets(train)) if aux_w else None
+    weights = {k: spec.get("weight", 1.0) for k, spec in cfg["losses"].items()} | ({"aux_fer2013": aux_w} if aux_w else {})
+    distill, teacher = None, None
+    if cfg["distill"]:  # {"teacher": card, "weight": w, "temperature": T, "relation_weight": r}
+        spec = cfg["distill"]
+        distill = DistillationLoss(spec.get("temperature", 2.0), spec.get("relation_weight", 1.0))
+        weights["distill"] = spec.get("weight", 1.0)
+        teacher_id, probs, tz = teacher_targets(spec["teacher"], train.images, out / "teacher.npz")
+        teacher = (torch.from_numpy(probs), torch.from_numpy(tz))
+        print(f"distilling from {teacher_id}", flush=True)
+    dyn = DynamicLossWeights(JointLoss.term_names(metric, aux, distill)) if cfg["dynamic_weights"] else None
+    return JointLoss(metric, weights, cfg["soft_targets"], aux, dyn, distill), aux_y, teacher
 
 
-def load_data(cfg: dict, inputs: tuple[str, ...]):
-    """(train, train chips, val, val chips) for cfg["data"]:
-    - {"name": "ferplus"}: FER+ Training / PublicTest;
-    - {"name": "ckplus", "fold": k, "n_folds": 10}: one subject-independent CK+48 fold is the
-      validation set, the other subjects train;
-    - {"name": "ferplus+ckplus", "fold": k | null, "repeat": 4}: FER+ Training plus the CK+
-      subjects outside fold k (all of CK+ when fold is null); validation is fold k, or FER+
-      PublicTest without a fold."""
-    data = cfg["data"]
-    if data["name"] == "ferplus":
-        return (*load_split("train", cfg, inputs), *load_split("val", cfg, inputs))
-    if data["name"] == "ckplus":
-        train, val = ckplus_fold(data)
-        return train, make_chips(train.images, inputs), val, make_chips(val.images, inputs)
-    if data["name"] == "ferplus+ckplus":
-        if inputs != ("face",):
-            raise SystemExit("ferplus+ckplus trains whole-face models only")
-        ck, held = ckplus_fold(data)
-        train = with_ckplus(load_fer("train", cfg["labels"]), ck, data.get("repeat", 4))
-        val = held if held is not None else load_fer("val", cfg["labels"])
-        return train, make_chips(train.images, inputs), val, make_chips(val.images, inputs)
-    raise SystemExit(f"unknown data source {data['name']!r}: use ferplus, ckplus or ferplus+ckplus")
-
-
-def fer2013_targets(train: FaceSet) -> np.ndarray:
-    """The original FER2013 label of each FER+ Training row (-1 where it has none), for the
-    auxiliary head that teaches the embedding FER2013's own class boundaries as well."""
-    ref = load_fer("train", "fer2013")
-    out = np.full(len(train), -1, dtype=np.int64)
-    pos = np.searchsorted(ref.rows, train.rows).clip(max=len(ref.rows) - 1)
-    hit = ref.rows[pos] == train.rows
-    out[hit] = ref.labels[pos[hit]]
-    return out
-
-
-def teacher_targets(card: str, images: np.ndarray, cache: Path) -> tuple[str, np.ndarray, np.ndarray]:
-    """(teacher model id, raw softmax, embedding) of a teacher model for every training face, as
-    the teacher reads the clean face with its own TTA: computed once per distinct face and kept in
-    `cache`, so a resumed run does not pay for it again. The student learns to give the clean
-    face's answer from the augmented one."""
-    from ferindex.embed import load_model
-
-    teacher = load_model(card)
-    if cache.is_file():
-        stored = np.load(cache)
-        if str(stored["model_id"]) == teacher.model_id and len(stored["probs"]) == len(images):
-            return teacher.model_id, stored["probs"], stored["z"]
-    _, first, inverse = np.unique(images.reshape(len(images), -1), axis=0, return_index=True, return_inverse=True)
-    print(f"teacher {teacher.model_id}: reading {len(first)} distinct training faces", flush=True)
-    z, p = teacher.embed_and_proba(images[first], calibrated=False)
-    probs, z = p[inverse.ravel()].astype(np.float32), z[inverse.ravel()].astype(np.float32)
-    np.savez(cache, model_id=teacher.model_id, probs=probs, z=z)
-    return teacher.model_id, probs, z
-
-
-@torch.no_grad()
-def refresh_bn(model: nn.Module, chips: dict[str, np.ndarray], device, dtype, fmt, amp: bool, bs: int = 512) -> None:
-    """Recompute BatchNorm statistics as a cumulative average over `chips`: averaged weights
-    (SWA) need statistics of their own, not the running ones of the last trained model."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    n = len(next(iter(chips.values())))
-    for i in range(0, n, bs):
-        with torch.autocast(device.type, dtype=dtype, enabled=amp):
-            model(in_layout(to_tensors(chips, slice(i, i + bs), device), fmt))
-    for m in bns:
-        m.momentum = 0.1
-
-
-def precision(device: torch.device) -> tuple[torch.dtype, torch.memory_format]:
-    """The autocast dtype and tensor layout for `device`: float16 on CUDA; bfloat16 on the CPU,
-    with NHWC in either precision there (oneDNN's convolutions want channels-last: 1.1-1.3x in
-    float32 as well)."""
-    if device.type == "cuda":
-        return torch.float16, torch.contiguous_format
-    return torch.bfloat16, torch.channels_last
-
-
-def choose_amp(setting: bool | str, device: torch.device, model: nn.Module, x: dict[str, torch.Tensor]) -> bool:
-    """Mixed precision on or off: `setting` true/false, or "auto": always on CUDA; on the CPU only
-    where bf16 autocast measures faster than float32 on this model (ferindex.nn.precision)."""
-    if setting != "auto":
-        return bool(setting)
-    if device.type == "cuda":
-        return True
-    probe = copy.deepcopy(model)  # the timing steps must not touch the real model's BN statistics
-
-    def step(bf16: bool):
-        def run() -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                z, logits = probe(x)
-            (z.float().sum() + logits.float().sum()).backward()
-            probe.zero_grad(set_to_none=True)
-        return run
-
-    return bf16_is_faster(step(True), step(False))
-
-
-def in_layout(x: dict[str, torch.Tensor], fmt: torch.memory_format) -> dict[str, torch.Tensor]:
-    """Every input tensor in the layout the model was moved to."""
-    return {k: v.contiguous(memory_format=fmt) for k, v in x.items()}
-
-
-@torch.no_grad()
-def embed_all(model, chips: dict[str, np.ndarray], device, bs: int = 512, amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings and class probabilities of every chip, in the training precision and layout."""
-    model.eval()
-    n = len(next(iter(chips.values())))
-    zs, ps = [], []
-    dtype, fmt = precision(device)
-    for i in range(0, n, bs):
-        with torch.autocast(device.type, dtype=dtype, enabled=amp):
-            z, logits = model(in_layout(to_tensors(chips, slice(i, i + bs), device), fmt))
-        zs.append(z.float().cpu())
-        ps.append(torch.softmax(logits.float(), 1).cpu())
-    return torch.cat(zs).numpy(), torch.cat(ps).numpy()
-
-
-def init_card(init: str | None) -> dict | None:
-    """The model card next to the weights a fine-tune starts from (None without one): it fixes
-    the architecture, and its training record goes into the new card, so a card accounts for
-    every stage of its weights (data, command, hardware and time)."""
-    card = Path(init).with_suffix(".json") if init else None
-    return json.loads(card.read_text()) if card is not None and card.is_file() else None
-
-
-def exported_arch(arch: dict) -> dict:
-    """The architecture as the card records it: `pretrained` only matters when training starts
-    (the exported weights replace the pretrained ones), so loading a model never reads them."""
-    kw = {k: v for k, v in arch.get("backbone_kw", {}).items() if k != "pretrained"}
-    return arch | {"backbone_kw": kw}
-
-
-def model_card(cfg: dict, classes: list[str], arch: dict, inputs: tuple[str, ...], best: dict,
-               duration: float, hardware: str, parent: dict | None, amp: bool = False) -> dict:
-    """The exported model's card: what ferindex needs to rebuild and feed the network, and how
-    it was trained and selected."""
-    data = "FER2013 Training with FER+ vote distributions" if cfg["labels"] == "ferplus" else "FER2013 Training"
-    if cfg["data"]["name"] == "ferplus+ckplus":
-        data += f" + CK+48 ({'all subjects' if cfg['data'].get('fold') is None else 'subjects outside fold ' + str(cfg['data']['fold'])}, x{cfg['data'].get('repeat', 4)})"
-    if cfg["aux_fer2013"]:
-        data += " + original FER2013 labels (auxiliary head, not exported)"
-    if cfg["distill"]:
-        data += f" + distilled from {cfg['distill']['teacher']} (its outputs on the training faces)"
-    training = {"data": data, "amp": amp, "selection": "best FER+ PublicTest KNN(K=11) accuracy (dedup)", "config": cfg,
-                "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-                "hardware": hardware, "duration_s": round(duration), "epochs": cfg["epochs"], "best_epoch": best["epoch"]}
-    if parent is not None:
-        training["init"] = parent.get("training")
-    return {
-        "name": cfg["name"], "classes": classes, "arch": exported_arch(arch),
-        "input": {"size": 48, "color": "gray", "framing": "fer2013 (ferindex/faces/template.json)", "inputs": list(inputs),
-                  "normalize": {"mean": MEAN, "std": STD}, "flip_tta": cfg.get("flip_tta", False)},
-        "metric": "euclidean",
-        "training": training,
-        "metrics": {"fer_plus_public_test": {"softmax_acc": best["val_acc"], "knn11_acc_6k_ref": best["val_knn"]}},
-    }
+def make_optimizer(cfg: dict, model: nn.Module, joint: JointLoss,
+                   steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW over the network and the loss's own parameters; a face-pretrained backbone learns at
+    backbone_lr x the rate of the new heads. One-cycle schedule, or a constant rate for SWA."""
+    backbone = list(model.backbone.parameters())
+    rest = [p for p in list(model.parameters()) + list(joint.parameters()) if all(p is not q for q in backbone)]
+    opt = torch.optim.AdamW([{"params": backbone, "lr": cfg["lr"] * cfg["backbone_lr"]}, {"params": rest, "lr": cfg["lr"]}],
+                            lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if cfg["swa"]:
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
+                                                    total_steps=steps * cfg["epochs"], pct_start=0.15)
 
 
 def train_one_epoch(model: nn.Module, joint: JointLoss, sampler: Iterable[np.ndarray], steps: int, train: FaceSet,
@@ -331,48 +194,17 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(load_file(cfg["init"]))
     amp = choose_amp(cfg["amp"], device, model, in_layout(to_tensors(train_chips, np.arange(min(64, len(train))), device), layout))
     print(f"mixed precision: {'on (' + str(amp_dtype).split('.')[-1] + ')' if amp else 'off (float32)'}", flush=True)
-    metric = {name: make_loss(name, **{k: v for k, v in spec.items() if k != "weight"} | ({"n_classes": classes_n} if name == "sgm" else {}))
-              for name, spec in cfg["losses"].items()}
-    aux_w = float(cfg["aux_fer2013"])
-    aux = {"aux_fer2013": nn.Linear(arch["dim"], len(FER2013_CLASSES))} if aux_w else {}  # training only
-    aux_y = torch.from_numpy(fer2013_targets(train)) if aux_w else None
-    weights = {k: spec.get("weight", 1.0) for k, spec in cfg["losses"].items()} | ({"aux_fer2013": aux_w} if aux_w else {})
-    distill, teacher = None, None
-    if cfg["distill"]:  # {"teacher": card, "weight": w, "temperature": T, "relation_weight": r}
-        spec = cfg["distill"]
-        distill = DistillationLoss(spec.get("temperature", 2.0), spec.get("relation_weight", 1.0))
-        weights["distill"] = spec.get("weight", 1.0)
-        teacher_id, probs, tz = teacher_targets(spec["teacher"], train.images, out / "teacher.npz")
-        teacher = (torch.from_numpy(probs), torch.from_numpy(tz))
-        print(f"distilling from {teacher_id}", flush=True)
-    dyn = DynamicLossWeights(JointLoss.term_names(metric, aux, distill)) if cfg["dynamic_weights"] else None
-    joint = JointLoss(metric, weights, cfg["soft_targets"], aux, dyn, distill).to(device)
-
-    if cfg["sampler"] == "pk":  # paper 003: n faces x c classes (temper > 0: shares ~ count ** temper)
-        per = cfg["batch_size"] // classes_n
-        sampler = ClassBalancedBatchSampler(train.labels, per, seed=cfg["seed"], temper=cfg["sampler_kw"].get("temper", 0.0))
-    elif cfg["sampler"] == "identity":  # paper 001: several expressions of each person per batch
-        per_id = cfg["sampler_kw"].get("per_id", 8)
-        sampler = IdentityAwareBatchSampler(train.groups, cfg["batch_size"] // per_id, per_id, seed=cfg["seed"],
-                                            n_batches=cfg["sampler_kw"].get("n_batches"))
-    else:
-        sampler = RandomBatchSampler(len(train), cfg["batch_size"], seed=cfg["seed"])
+    joint, aux_y, teacher = make_joint_loss(cfg, arch["dim"], train, out)
+    joint = joint.to(device)
+    sampler = make_sampler(cfg, train)
     steps = min(len(sampler), cfg["max_steps_per_epoch"] or len(sampler))
-    # a face-pretrained backbone learns at backbone_lr x the rate of the new heads
-    backbone = list(model.backbone.parameters())
-    rest = [p for p in list(model.parameters()) + list(joint.parameters()) if all(p is not q for q in backbone)]
-    opt = torch.optim.AdamW([{"params": backbone, "lr": cfg["lr"] * cfg["backbone_lr"]}, {"params": rest, "lr": cfg["lr"]}],
-                            lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    opt, sched = make_optimizer(cfg, model, joint, steps)
     swa = cfg["swa"]  # {"bn_images": N}: constant LR, weights averaged every epoch (Izmailov et al. 2018)
+    swa_model, bn_chips = None, None
     if swa:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         swa_model = AveragedModel(model)
         bn_idx = np.random.default_rng(1).choice(len(train), min(swa.get("bn_images", 8192), len(train)), replace=False)
         bn_chips = {k: v[bn_idx] for k, v in train_chips.items()}
-    else:
-        swa_model, bn_chips = None, None
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
-                                                    total_steps=steps * cfg["epochs"], pct_start=0.15)
     scaler = torch.amp.GradScaler(enabled=amp and device.type == "cuda")  # bf16 needs no loss scaling
     start_epoch, best, trained_s = 0, {"val_knn": -1.0}, 0.0  # trained_s: training time of earlier runs
     ckpt = out / "last.pt"
