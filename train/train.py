@@ -187,8 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     arch = dict(cfg["arch"])
     inputs = build_model(arch | {"n_classes": 8}).inputs
     train, train_chips, val, val_chips = load_data(cfg, inputs)
-    classes_n = len(train.classes)
-    arch["n_classes"] = classes_n
+    arch["n_classes"] = len(train.classes)
     model = build_model(arch).to(device).to(memory_format=layout)
     if cfg["init"]:  # fine-tune from an exported model (same architecture and classes)
         model.load_state_dict(load_file(cfg["init"]))
