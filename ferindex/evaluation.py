@@ -114,14 +114,17 @@ def saw_ckplus(training: dict | None) -> bool:
 
 def ckplus_subject_cv(model: ExpressionModel, n_folds: int = 10, seed: int = 0) -> dict:
     """10-fold subject-independent CV on CK+48 with the frozen embedding: each fold is classified
-    by KNN(K=11) against the other folds' faces, and no subject is in two folds."""
+    by KNN(K=11) against the other folds' faces, and no subject is in two folds. Subject-independent
+    only for the KNN: an embedding trained on CK+ saw every fold's subjects (`trained_on_ckplus`),
+    and then the score is not a test (scripts/ckplus_cv.py retrains per fold for that)."""
     ck = load_ckplus(classes=model.classes)
     z = model.embed(ck.images)
     accs = []
     for fold in subject_folds(ck.groups, n_folds, seed):
         rest = np.setdiff1d(np.arange(len(ck)), fold)
         accs.append(knn_accuracy(z[rest], ck.labels[rest], z[fold], ck.labels[fold], k=K, metric=model.metric))
-    return {"folds": n_folds, "knn11_acc_mean": float(np.mean(accs)), "knn11_acc_std": float(np.std(accs))}
+    return {"folds": n_folds, "knn11_acc_mean": float(np.mean(accs)), "knn11_acc_std": float(np.std(accs)),
+            "trained_on_ckplus": saw_ckplus(model.card.get("training"))}
 
 
 def evaluate(model: ExpressionModel, quick: bool = False, out: Path | None = None) -> dict:
@@ -172,7 +175,8 @@ def report_lines(res: dict, classes: list[str]) -> list[str]:
     seen = " (CK+ in training: not cross-dataset)" if c.get("trained_on_ckplus") else " cross-dataset"
     rows += [(f"CK+48{seen} KNN / softmax %", f"{pct(c['knn11_acc'])} / {pct(c['softmax_acc'])}"),
              (f"CK+48{seen} NMI %", pct(c["nmi"])),
-             ("CK+48 10-fold subject CV, frozen KNN %", f"{pct(cv['knn11_acc_mean'])} ± {pct(cv['knn11_acc_std'])}")]
+             ("CK+48 10-fold subject CV, frozen KNN %" + (" (embedding trained on every fold: not a test)" if cv.get("trained_on_ckplus") else ""),
+              f"{pct(cv['knn11_acc_mean'])} ± {pct(cv['knn11_acc_std'])}")]
     width = max(len(r[0]) for r in rows)
     lines = [f"model {res['model']}  ({res['eval_s']} s)"] + [f"{n:<{width}}  {v}" for n, v in rows]
     lines.append("confusion (rows: true class, columns: KNN prediction): " + " ".join(classes))

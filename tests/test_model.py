@@ -67,6 +67,15 @@ def test_ckplus_cross_dataset_accuracy_holds(model, data_dir) -> None:
     assert ckplus_cross(model)["knn11_acc"] >= claimed["knn11_acc"] - 0.02
 
 
+def test_ckplus_subject_cv_of_a_model_trained_on_ckplus_is_flagged(model, data_dir) -> None:
+    """The shipped embedding saw every CK+ subject, so its frozen 10-fold CV (100 %) must say it
+    is not a test rather than read as the issue's subject-independent target."""
+    from ferindex.evaluation import ckplus_subject_cv
+
+    cv = ckplus_subject_cv(model)
+    assert cv["trained_on_ckplus"] and cv["folds"] == 10 and 0.9 <= cv["knn11_acc_mean"] <= 1.0
+
+
 @pytest.fixture(scope="module")
 def fer_test_embedding(model, data_dir):
     from ferindex.data.fer import load_fer
