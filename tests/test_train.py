@@ -80,6 +80,9 @@ def test_swa_recipe_trains_resumes_and_selects_the_average(trainer, data_dir, tm
     assert json.loads((out / "summary.json").read_text())["duration_s"] >= round(first_s)
     best = torch.load(out / "best.pt")
     assert "n_averaged" not in best and best.keys() == state["model"].keys()
+    # the run's config records the architecture it trained: the warm start's, not the defaults
+    shipped_arch = json.loads((ROOT / "ferindex" / "models" / "default.json").read_text())["arch"]
+    assert json.loads((out / "config.json").read_text())["arch"] == {k: v for k, v in shipped_arch.items() if k != "n_classes"}
 
 
 def test_fine_tune_card_keeps_the_parent_training_record(trainer) -> None:

@@ -172,7 +172,6 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_set(args.set, json.loads(json.dumps(DEFAULTS)) | json.loads(args.config.read_text()))
     out = args.out or Path("runs") / cfg["name"]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg, indent=2))
 
     torch.manual_seed(cfg["seed"])
     np.random.seed(cfg["seed"])
@@ -184,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parent = init_card(cfg["init"])
     if parent is not None:  # fine-tuning: the exported model's card fixes the architecture
         cfg["arch"] = {k: v for k, v in parent["arch"].items() if k != "n_classes"}
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))  # after the parent fixed the architecture
     arch = dict(cfg["arch"])
     inputs = build_model(arch | {"n_classes": 8}).inputs
     train, train_chips, val, val_chips = load_data(cfg, inputs)
