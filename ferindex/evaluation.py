@@ -173,10 +173,10 @@ def report_lines(res: dict, classes: list[str]) -> list[str]:
                      f"{pct(g['probe_acc_dedup'])} (dedup)"))
     c, cv = res["ckplus_cross_dataset"], res["ckplus_10fold_subject_cv"]
     seen = " (CK+ in training: not cross-dataset)" if c.get("trained_on_ckplus") else " cross-dataset"
+    frozen = " (embedding trained on every fold: not a test)" if cv.get("trained_on_ckplus") else ""
     rows += [(f"CK+48{seen} KNN / softmax %", f"{pct(c['knn11_acc'])} / {pct(c['softmax_acc'])}"),
              (f"CK+48{seen} NMI %", pct(c["nmi"])),
-             ("CK+48 10-fold subject CV, frozen KNN %" + (" (embedding trained on every fold: not a test)" if cv.get("trained_on_ckplus") else ""),
-              f"{pct(cv['knn11_acc_mean'])} ± {pct(cv['knn11_acc_std'])}")]
+             (f"CK+48 10-fold subject CV, frozen KNN %{frozen}", f"{pct(cv['knn11_acc_mean'])} ± {pct(cv['knn11_acc_std'])}")]
     width = max(len(r[0]) for r in rows)
     lines = [f"model {res['model']}  ({res['eval_s']} s)"] + [f"{n:<{width}}  {v}" for n, v in rows]
     lines.append("confusion (rows: true class, columns: KNN prediction): " + " ".join(classes))
