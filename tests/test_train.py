@@ -27,6 +27,28 @@ def trainer():
     return mod
 
 
+@pytest.fixture(scope="module")
+def shipped_network(tmp_path_factory) -> Path:
+    """The shipped ensemble's first network exported on its own (weights + card), the way a
+    fine-tune starts from one network: the shipped architecture, a real warm start."""
+    from safetensors.torch import save_file
+
+    from ferindex.embed import load_model
+
+    model, folder = load_model(), tmp_path_factory.mktemp("member")
+    card = model.card | {"arch": model.card["arch"]["members"][0] | {"n_classes": len(model.classes)},
+                         "training": model.card["training"]["members"][0]}
+    save_file({k: v.contiguous() for k, v in model.net.members[0].state_dict().items()}, folder / "member.safetensors")
+    (folder / "member.json").write_text(json.dumps(card))
+    return folder / "member.safetensors"
+
+
+def test_a_view_ensemble_as_init_is_refused_with_a_clear_message(trainer, tmp_path) -> None:
+    with pytest.raises(SystemExit, match="view ensemble"):
+        trainer.main([str(ROOT / "train" / "configs" / "default_swa.json"), "--out", str(tmp_path / "run"),
+                      "--set", f"init={ROOT / 'ferindex' / 'models' / 'default.safetensors'}"])
+
+
 def test_fer2013_targets_are_the_original_labels_of_the_same_rows(trainer, data_dir) -> None:
     train = load_fer("train", "ferplus")
     targets = trainer.fer2013_targets(train)
@@ -58,11 +80,11 @@ def test_refresh_bn_recomputes_statistics_from_the_data(trainer) -> None:
         assert torch.isfinite(model.eval()(x)[0]).all()
 
 
-def test_swa_recipe_trains_resumes_and_selects_the_average(trainer, data_dir, tmp_path) -> None:
+def test_swa_recipe_trains_resumes_and_selects_the_average(trainer, data_dir, tmp_path, shipped_network) -> None:
     """Two epochs of three steps of the shipped recipe (warm start, FER2013 head, SWA), then a
     resume to a third: every loss term is logged and finite, and the average holds three models."""
     out = tmp_path / "run"
-    common = ["--out", str(out), "--set", f"init={ROOT / 'ferindex' / 'models' / 'default.safetensors'}",
+    common = ["--out", str(out), "--set", f"init={shipped_network}",
               "max_steps_per_epoch=3", "knn_ref=300", "swa.bn_images=256"]
     trainer.main([str(ROOT / "train" / "configs" / "default_swa.json"), *common, "epochs=2"])
     first_s = torch.load(out / "last.pt", weights_only=False)["trained_s"]
@@ -81,7 +103,7 @@ def test_swa_recipe_trains_resumes_and_selects_the_average(trainer, data_dir, tm
     best = torch.load(out / "best.pt")
     assert "n_averaged" not in best and best.keys() == state["model"].keys()
     # the run's config records the architecture it trained: the warm start's, not the defaults
-    shipped_arch = json.loads((ROOT / "ferindex" / "models" / "default.json").read_text())["arch"]
+    shipped_arch = json.loads(shipped_network.with_suffix(".json").read_text())["arch"]
     assert json.loads((out / "config.json").read_text())["arch"] == {k: v for k, v in shipped_arch.items() if k != "n_classes"}
 
 
@@ -175,7 +197,8 @@ def test_teacher_targets_read_each_distinct_face_once_and_are_cached(trainer, tm
     assert not np.all(trainer.teacher_targets(card, images[:-1], tmp_path / "other.npz")[1] == 0.125)
 
 
-def test_distilling_recipe_logs_the_teacher_term_and_names_the_teacher(trainer, data_dir, tmp_path) -> None:
+def test_distilling_recipe_logs_the_teacher_term_and_names_the_teacher(trainer, data_dir, tmp_path,
+                                                                     shipped_network) -> None:
     """Two steps of the weight-averaging recipe with a distillation term: the teacher's outputs
     come from the run folder's cache (written here for the shipped model, so the test does not
     pay for 28k teacher passes), the term is logged and finite, and the card names the teacher."""
@@ -190,7 +213,7 @@ def test_distilling_recipe_logs_the_teacher_term_and_names_the_teacher(trainer, 
              probs=rng.dirichlet(np.ones(8), n).astype(np.float32), z=rng.normal(size=(n, 32)).astype(np.float32))
     spec = {"teacher": card, "weight": 0.5, "temperature": 2.0, "relation_weight": 1.0}
     trainer.main([str(ROOT / "train" / "configs" / "default_swa.json"), "--out", str(out), "--set",
-                  f"init={ROOT / 'ferindex' / 'models' / 'default.safetensors'}", "epochs=1", "max_steps_per_epoch=2",
+                  f"init={shipped_network}", "epochs=1", "max_steps_per_epoch=2",
                   "knn_ref=300", "swa.bn_images=256", f"distill={json.dumps(spec)}"])
     (rec,) = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert {"loss_ce", "loss_sgm", "loss_distill"} <= rec.keys()

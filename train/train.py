@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     amp_dtype, layout = precision(device)
 
     parent = init_card(cfg["init"])
+    if parent is not None and "members" in parent["arch"]:
+        raise SystemExit(f"train.py: {cfg['init']} is a view ensemble of {len(parent['arch']['members'])} networks; "
+                         "a run trains one network: start it from one member's own export or from scratch")
     if parent is not None:  # fine-tuning: the exported model's card fixes the architecture
         cfg["arch"] = {k: v for k, v in parent["arch"].items() if k != "n_classes"}
     (out / "config.json").write_text(json.dumps(cfg, indent=2))  # after the parent fixed the architecture
