@@ -149,6 +149,22 @@ def load_model(name_or_path: str | Path | None = None) -> ExpressionModel:
     return _load(_resolve(name_or_path).resolve())
 
 
+def ensemble_member(model: ExpressionModel, index: int) -> tuple[nn.Module, dict[str, Any]]:
+    """Network `index` of a view ensemble with a card of its own (its architecture, its training
+    record, mirror TTA as it was trained and used alone): what a fine-tune warm-starts from or a
+    new ensemble joins. The ensemble's projection, calibration and metrics are not the member's."""
+    members = model.card["arch"].get("members")
+    if not members:
+        raise ModelError(f"{model.card_path}: not an ensemble, it has no member networks")
+    if not 0 <= index < len(members):
+        raise ModelError(f"{model.card_path}: no member {index}; the ensemble has {len(members)}")
+    card = {k: v for k, v in model.card.items() if k not in ("calibration", "metrics")} | {
+        "arch": members[index] | {"n_classes": len(model.classes)},
+        "input": model.card["input"] | {"flip_tta": True},
+        "training": model.card["training"]["members"][index]}
+    return model.net.members[index], card
+
+
 def _bank_path(card_path: Path) -> Path:
     return card_path.with_name(card_path.stem + "_bank.npz")
 

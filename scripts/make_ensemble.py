@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -27,10 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ferindex.analysis.knn import KNNClassifier  # noqa: E402
-from ferindex.data.ckplus import load_ckplus  # noqa: E402
 from ferindex.data.fer import load_fer  # noqa: E402
 from ferindex.data.inputs import make_chips, to_tensors  # noqa: E402
-from ferindex.data.mixed import distinct_faces, with_ckplus  # noqa: E402
+from ferindex.data.mixed import bank_faces  # noqa: E402
 from ferindex.embed import ExpressionModel, export_model, load_model  # noqa: E402
 from ferindex.evaluation import K, per_class  # noqa: E402
 from ferindex.nn.ensemble import ViewEnsemble  # noqa: E402
@@ -88,10 +86,7 @@ def main() -> None:
     if any(m.classes != classes for m in members):
         raise SystemExit("members disagree on the classes")
 
-    fer = load_fer("train", "ferplus")
-    train = with_ckplus(fer, load_ckplus(), 1)
-    keep = distinct_faces(train.images)
-    bank_x, bank_y = train.images[keep], train.labels[keep]
+    bank_x, bank_y = bank_faces()
     val = load_fer("val", "ferplus")
     print(f"bank: {len(bank_x)} distinct training faces; PublicTest (dedup): {len(val)} faces", flush=True)
     bank = [member_views(m, bank_x) for m in members]

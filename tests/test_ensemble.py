@@ -10,7 +10,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ferindex.embed import export_model, load_model
+from ferindex.embed import ensemble_member, export_model, load_model
+from ferindex.data.inputs import make_chips, to_tensors
+from ferindex.errors import ModelError
 from ferindex.evaluation import saw_ckplus
 from ferindex.nn.ensemble import ViewEnsemble
 from ferindex.nn.model import build_model
@@ -68,6 +70,31 @@ def test_exported_ensemble_loads_and_embeds_like_a_model(tmp_path: Path) -> None
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "again.safetensors"))
     (tmp_path / "again.json").write_text(json.dumps(card))
     assert np.allclose(load_model(tmp_path / "again.json").embed(faces), z, atol=1e-5)
+
+
+def test_a_member_exported_alone_embeds_as_inside_the_ensemble(tmp_path: Path) -> None:
+    """scripts/split_ensemble.py: member i on its own (with mirror TTA) gives the ensemble's
+    member i averaged over both views; its card keeps its architecture and training record."""
+    net = _ensemble(["face", "mirror"])
+    training = {"ensemble": {}, "members": [{"command": "a"}, {"command": "b"}]}
+    card = {"name": "ens", "classes": [f"c{i}" for i in range(8)], "metric": "euclidean",
+            "arch": {"members": [MEMBER, MEMBER | {"dim": 8}], "views": ["face", "mirror"], "dim": 8, "n_classes": 8},
+            "input": {"size": 48, "framing": "fer2013", "flip_tta": False}, "training": training,
+            "calibration": {"prior": [1] * 8}}
+    faces = np.random.default_rng(0).integers(0, 255, (6, 48, 48), dtype=np.uint8)
+    ensemble = export_model(net, card, faces, np.arange(6), tmp_path / "ens")
+    member_net, member_card = ensemble_member(ensemble, 1)
+    assert member_card["training"] == {"command": "b"} and member_card["input"]["flip_tta"]
+    assert member_card["arch"] == MEMBER | {"dim": 8, "n_classes": 8} and "calibration" not in member_card
+    member = export_model(member_net, member_card, faces, np.arange(6), tmp_path / "member1")
+    x = to_tensors(make_chips(faces, ("face",)), slice(None))["face"]
+    with torch.no_grad():
+        inside = (net.members[1]({"face": x})[0] + net.members[1]({"face": x.flip(-1)})[0]) / 2
+    assert np.allclose(member.embed(faces), inside.numpy(), atol=1e-4)
+    with pytest.raises(ModelError, match="no member 2"):
+        ensemble_member(ensemble, 2)
+    with pytest.raises(ModelError, match="not an ensemble"):
+        ensemble_member(member, 0)
 
 
 def test_an_ensemble_saw_ckplus_when_any_member_did() -> None:

@@ -33,12 +33,11 @@ def shipped_network(tmp_path_factory) -> Path:
     fine-tune starts from one network: the shipped architecture, a real warm start."""
     from safetensors.torch import save_file
 
-    from ferindex.embed import load_model
+    from ferindex.embed import ensemble_member, load_model
 
-    model, folder = load_model(), tmp_path_factory.mktemp("member")
-    card = model.card | {"arch": model.card["arch"]["members"][0] | {"n_classes": len(model.classes)},
-                         "training": model.card["training"]["members"][0]}
-    save_file({k: v.contiguous() for k, v in model.net.members[0].state_dict().items()}, folder / "member.safetensors")
+    net, card = ensemble_member(load_model(), 0)
+    folder = tmp_path_factory.mktemp("member")
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, folder / "member.safetensors")
     (folder / "member.json").write_text(json.dumps(card))
     return folder / "member.safetensors"
 

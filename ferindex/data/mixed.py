@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ckplus import load_ckplus, subject_folds
-from .fer import FaceSet
+from .fer import FaceSet, load_fer
 
 
 def ckplus_fold(data: dict) -> tuple[FaceSet, FaceSet | None]:
@@ -36,3 +36,11 @@ def distinct_faces(images: np.ndarray) -> np.ndarray:
     training face once, however often training repeated it."""
     _, first = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
     return np.sort(first)
+
+
+def bank_faces() -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of a shipped model's reference bank: FER+ Training and all of CK+48, each
+    distinct face once. A model rebuilt outside train.py (an ensemble, a member) gets the same bank."""
+    train = with_ckplus(load_fer("train", "ferplus"), load_ckplus(), 1)
+    keep = distinct_faces(train.images)
+    return train.images[keep], train.labels[keep]

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 
 def cpu_has_native_bf16() -> bool:
     """True when /proc/cpuinfo lists avx512_bf16 or amx_bf16 (False where it cannot be read)."""
