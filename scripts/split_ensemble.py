@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ferindex.data.mixed import bank_faces  # noqa: E402
 from ferindex.embed import ensemble_member, export_model, load_model  # noqa: E402
+from ferindex.errors import ModelError  # noqa: E402
 
 
 def main() -> None:
@@ -26,12 +27,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("artifacts/member"), help="path stem; member i goes to OUTi.*")
     args = ap.parse_args()
     model = load_model(args.model)
-    n = len(model.card["arch"].get("members", []))
-    if not n:
-        raise SystemExit(f"{model.card_path}: not an ensemble, it has no member networks")
+    try:  # a model that is not an ensemble is refused by ensemble_member, before any data is read
+        members = [ensemble_member(model, i) for i in range(len(model.card["arch"].get("members", [])) or 1)]
+    except ModelError as e:
+        raise SystemExit(f"error: {e}") from None
     bank_x, bank_y = bank_faces()
-    for i in range(n):
-        net, card = ensemble_member(model, i)
+    for i, (net, card) in enumerate(members):
         member = export_model(net, card, bank_x, bank_y, args.out.with_name(f"{args.out.name}{i}"))
         print(f"member {i}: {member.card_path} ({member.model_id})", flush=True)
 
